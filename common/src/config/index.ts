@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+/** Raised by {@link loadConfig} when the environment does not satisfy a service's schema. */
+export class ConfigError extends Error {
+  /** One entry per bad variable: its name and what was expected. */
+  readonly problems: { variable: string; expected: string }[];
+
+  constructor(problems: { variable: string; expected: string }[]) {
+    super(
+      `Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.expected}`).join('\n')}\n` +
+        'See .env.example at the repository root for every variable.',
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses `env` (default `process.env`) with `schema`. Every key of the schema is an environment
+ * variable; describe it with `.describe()` so the error can say what was expected.
+ * @throws ConfigError naming each bad or missing variable.
+ */
+export function loadConfig<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  // Empty strings count as unset, as in most .env tooling.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const shape = schema.shape as Record<string, z.ZodType>;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? '(environment)');
+      const description = shape[variable]?.description;
+      return { variable, expected: description ? `${issue.message} — expected ${description}` : issue.message };
+    }),
+  );
+}
+
+/**
+ * Like {@link loadConfig}, but prints the problems and exits with status 78 (EX_CONFIG) instead of
+ * throwing: the call to make at the top of a `main.ts`.
+ */
+export function loadConfigOrExit<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  try {
+    return loadConfig(schema, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78);
+    }
+    throw error;
+  }
+}
+
+/** An integer from an environment string, within bounds. */
+export const envInt = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** A boolean from an environment string: `true`/`1`/`yes` or `false`/`0`/`no`. */
+export const envBool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/** A comma-separated list from an environment string. */
+export const envList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+/** The variables every service reads. Extend it with the service's own: `baseEnv.extend({...})`. */
+export const baseEnv = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('development, test or production'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('a pino level'),
+  HOST: z.string().default('127.0.0.1').describe('the address to listen on (0.0.0.0 in containers)'),
+  REDIS_BROKER_URL: z.url().default('redis://127.0.0.1:6379').describe('a redis:// URL of the task broker and event streams'),
+  REDIS_RESULT_BACKEND: z.url().optional().describe('a redis:// URL for task results (default: REDIS_BROKER_URL)'),
+  DATA_DIR: z.string().default('.data').describe('the folder for embedded databases and generated keys'),
+  AUTH_JWKS_URL: z.url().default('http://127.0.0.1:8101/.well-known/jwks.json').describe("the auth service's JWKS URL"),
+  SHUTDOWN_TIMEOUT_MS: envInt(100, 600_000).default(10_000).describe('how long a shutdown may wait for running work (ms)'),
+});
+export type BaseEnv = z.infer<typeof baseEnv>;

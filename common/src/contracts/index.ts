@@ -1,0 +1,3 @@
+export * from './users.ts';
+export * from './orders.ts';
+export * from './notifications.ts';

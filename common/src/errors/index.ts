@@ -1,0 +1,10 @@
+export { AppError, type AppErrorOptions } from './app-error.ts';
+export { ValidationError } from './validation-error.ts';
+export { UnauthorizedError } from './unauthorized-error.ts';
+export { ForbiddenError } from './forbidden-error.ts';
+export { NotFoundError } from './not-found-error.ts';
+export { ConflictError } from './conflict-error.ts';
+export { PreconditionFailedError } from './precondition-failed-error.ts';
+export { TooManyRequestsError } from './too-many-requests-error.ts';
+export { ServiceUnavailableError } from './service-unavailable-error.ts';
+export { PermanentError, isPermanentError } from './permanent-error.ts';

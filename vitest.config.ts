@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+/** One vitest project per workspace, so `npm test -w <service>` runs that service's tests alone. */
+const workspaces = ['common', 'mock-providers', 'auth-service', 'order-service', 'notification-service', 'worker', 'e2e'];
+
+export default defineConfig({
+  test: {
+    projects: workspaces.map((name) => ({
+      test: {
+        name,
+        root: `./${name}`,
+        include: ['test/**/*.test.ts'],
+        testTimeout: 30_000,
+        hookTimeout: 60_000,
+        setupFiles: [],
+      },
+    })),
+  },
+});
