@@ -1,0 +1,17 @@
+export { createServiceApp, listen, type App, type ServiceAppOptions } from './create-service.ts';
+export {
+  ACCESS_TOKEN_ALGORITHMS,
+  ACCESS_TOKEN_AUDIENCE,
+  ACCESS_TOKEN_ISSUER,
+  bearerToken,
+  createTokenVerifier,
+  requireUser,
+  type AuthenticatedUser,
+  type KeySource,
+} from './auth.ts';
+export { installErrorHandling, type ErrorBody } from './error-handler.ts';
+export { checkReadiness, type ReadinessCheck, type Readiness } from './health.ts';
+export { reuseMetric } from './metrics.ts';
+export { REQUEST_ID_HEADER, requestIdFrom } from './request-context.ts';
+export { Shutdown, type ShutdownStep } from './shutdown.ts';
+export type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
