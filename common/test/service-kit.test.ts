@@ -15,11 +15,12 @@ const sink = new Writable({
 });
 
 let app: App;
-let privateKey: CryptoKey;
-let foreignKey: CryptoKey;
+type SigningKey = Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+let privateKey: SigningKey;
+let foreignKey: SigningKey;
 const kid = 'test-key';
 
-async function token(claims: Record<string, unknown> = {}, options: { key?: CryptoKey; expiresIn?: string | number; kid?: string } = {}) {
+async function token(claims: Record<string, unknown> = {}, options: { key?: SigningKey; expiresIn?: string | number; kid?: string } = {}) {
   return new SignJWT({ typ: 'access', username: 'ada', ...claims })
     .setProtectedHeader({ alg: 'EdDSA', kid: options.kid ?? kid })
     .setSubject('0190a6f0-0000-7000-8000-000000000001')

@@ -10,8 +10,8 @@ export interface LoggerSettings {
   /** pino level. Default: `LOG_LEVEL` or `info`. */
   level?: string;
   /**
-   * Human-readable output through pino-pretty. Default: when stdout is a terminal and
-   * `LOG_FORMAT` is not `json`.
+   * Human-readable output through pino-pretty. Default: when `LOG_FORMAT` is `pretty`, or stdout is a
+   * terminal and `LOG_FORMAT` is not `json`.
    */
   pretty?: boolean;
   /** Where to write (tests). Default: stdout. */
@@ -23,7 +23,8 @@ export interface LoggerSettings {
  * current {@link RequestContext} when there is one.
  */
 export function createLogger(settings: LoggerSettings): Logger {
-  const pretty = settings.pretty ?? (process.stdout.isTTY === true && process.env.LOG_FORMAT !== 'json');
+  const format = process.env.LOG_FORMAT;
+  const pretty = settings.pretty ?? (format === 'pretty' || (process.stdout.isTTY === true && format !== 'json'));
   const options: LoggerOptions = {
     level: settings.level ?? process.env.LOG_LEVEL ?? 'info',
     base: { service: settings.service },

@@ -1,0 +1,22 @@
+/** A process of the system as the launcher, the validation script and the dashboard see it. */
+export interface ServiceInfo {
+  /** The workspace folder (and process name). */
+  name: string;
+  /** The environment variable holding its port. */
+  portVariable: string;
+  /** Default port(s); the first one answers `/health/ready`. */
+  ports: number[];
+  /** What it does, one line. */
+  role: string;
+  /** Whether it serves `/docs`. */
+  docs: boolean;
+}
+
+/** Every process `npm start` runs, in start order (providers first, then the services that call them). */
+export const SERVICES: readonly ServiceInfo[] = [
+  { name: 'mock-providers', portVariable: 'MOCK_PAYMENTS_PORT', ports: [8003, 8002], role: 'payments (8003) and messaging (8002) stand-ins', docs: true },
+  { name: 'auth-service', portVariable: 'AUTH_PORT', ports: [8101], role: 'users, tokens, JWKS', docs: true },
+  { name: 'order-service', portVariable: 'ORDER_PORT', ports: [8105], role: 'catalog and orders', docs: true },
+  { name: 'notification-service', portVariable: 'NOTIFICATION_PORT', ports: [8106], role: 'notifications', docs: true },
+  { name: 'worker', portVariable: 'WORKER_PORT', ports: [8108], role: 'dedicated task worker (health, metrics)', docs: false },
+];

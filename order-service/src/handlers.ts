@@ -1,0 +1,30 @@
+import type { Logger } from '@civildiy/common';
+import { orderProcessed } from '@civildiy/common/contracts';
+import type { Database } from '@civildiy/common/db';
+import type { EventBus, Subscription } from '@civildiy/common/events';
+import { processOnce } from '@civildiy/common/outbox';
+import { applyOutcome } from './orders.ts';
+import type * as schema from './db/schema.ts';
+
+/** The consumer group of order-service on every topic it reads. */
+export const CONSUMER_GROUP = 'order-service';
+
+/**
+ * Consumes `order.processed`: marks the order confirmed or rejected and requests the customer's
+ * notification, once per event (inbox) and in one transaction with the outbox row.
+ */
+export function subscribeToOutcomes(deps: { bus: EventBus; db: Database<typeof schema>; logger: Logger; onChange: () => void }): Subscription {
+  return deps.bus.subscribe({
+    group: CONSUMER_GROUP,
+    events: [orderProcessed],
+    handle: async (envelope, ctx) => {
+      const outcome = orderProcessed.data.parse(envelope.data);
+      let changed = false;
+      const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
+        changed = await applyOutcome(tx, outcome);
+      });
+      if (changed) deps.onChange();
+      ctx.logger.info({ orderId: outcome.orderId, status: outcome.status, processed, changed }, 'order outcome applied');
+    },
+  });
+}
