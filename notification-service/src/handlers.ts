@@ -1,0 +1,44 @@
+import { derivedId, type Logger } from '@civildiy/common';
+import { sendNotification, userRegistered } from '@civildiy/common/contracts';
+import type { Database } from '@civildiy/common/db';
+import type { EventBus, Subscription } from '@civildiy/common/events';
+import { outbox, processOnce } from '@civildiy/common/outbox';
+import type { TaskWorker } from '@civildiy/common/tasks';
+import { deliverNotification, rememberContact, type MessageSender } from './notifications.ts';
+import type * as schema from './db/schema.ts';
+
+/** The consumer group of notification-service on every topic it reads. */
+export const CONSUMER_GROUP = 'notification-service';
+
+/**
+ * Consumes `user.registered`: keeps the contact copy and requests the welcome message, in one
+ * transaction, once per event.
+ */
+export function subscribeToRegistrations(deps: { bus: EventBus; db: Database<typeof schema>; onChange: () => void }): Subscription {
+  return deps.bus.subscribe({
+    group: CONSUMER_GROUP,
+    events: [userRegistered],
+    handle: async (envelope) => {
+      const user = userRegistered.data.parse(envelope.data);
+      const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
+        await rememberContact(tx, user);
+        await outbox.task(tx, sendNotification, {
+          notificationId: derivedId('notification', 'welcome', user.userId),
+          userId: user.userId,
+          template: 'welcome',
+          data: { username: user.username },
+        });
+      });
+      if (processed) deps.onChange();
+    },
+  });
+}
+
+/** Runs `notifications.send` on this process's task worker. */
+export function handleNotificationTasks(deps: { worker: TaskWorker; db: Database<typeof schema>; sender: MessageSender; logger: Logger }): void {
+  deps.worker.handle(sendNotification, async (request, ctx) => {
+    const delivery = await deliverNotification(deps.db, deps.sender, request, { number: ctx.attempt, signal: ctx.signal });
+    ctx.logger.info({ notificationId: delivery.notificationId, template: request.template }, 'notification delivered');
+    return delivery;
+  });
+}
