@@ -1,0 +1,5 @@
+export type { Database, DbTransaction, DbExecutor, DbQueryResultHKT, DbQueryResult } from './database.ts';
+export { openDatabase, type OpenDatabaseOptions, type OpenDatabase } from './open-database.ts';
+export { MIGRATIONS_SCHEMA, migrationsTableFor, migrationLockKey, type MigrationRun } from './migrations.ts';
+export { isUniqueViolation, UNIQUE_VIOLATION } from './unique-violation.ts';
+export { createTestDatabase, type TestDatabase } from './testing.ts';

@@ -1,0 +1,125 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PGlite, type Extensions } from '@electric-sql/pglite';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import type { Logger } from '../logging/index.ts';
+import type { Database } from './database.ts';
+import { migratePgliteDatabase, migrateServerDatabase, type MigrationRun } from './migrations.ts';
+
+/** Options of {@link openDatabase}. */
+export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
+  /**
+   * The service's name, e.g. `orders`. Names the embedded data folder (`<dataDir>/<service>`), the
+   * migrations table (`drizzle.__migrations_<service>`) and the migration advisory lock.
+   */
+  service: string;
+  /**
+   * A Postgres connection string (`<NAME>_DATABASE_URL`). Set: a node-postgres pool on that server.
+   * Unset (default): embedded PGlite in `<dataDir>/<service>`.
+   */
+  url?: string;
+  /**
+   * Where embedded databases live (`DATA_DIR`); the service's folder is created inside it.
+   * `memory://` keeps the database in memory (tests). Ignored when `url` is set.
+   */
+  dataDir: string;
+  /** The service's drizzle-kit output folder (with `meta/_journal.json`), applied at open. */
+  migrationsFolder: string;
+  /** The service's Drizzle schema (`import * as schema from './db/schema.ts'`), for `db.query.*`. Default: none. */
+  schema?: TSchema;
+  /** Logs which database was opened and how many migrations were applied. Default: silent. */
+  logger?: Logger;
+  /**
+   * Postgres extensions the service needs. `vector`: loads pgvector into PGlite and runs
+   * `CREATE EXTENSION IF NOT EXISTS vector` before the migrations (on a server too, which then
+   * must have pgvector installed). Default: none.
+   */
+  extensions?: { vector?: boolean };
+  /** Maximum connections of the server pool. Default 10. Ignored for PGlite. */
+  poolSize?: number;
+}
+
+/** An open service database. */
+export interface OpenDatabase<TSchema extends Record<string, unknown>> {
+  /** The Drizzle database; the same type and behaviour on both drivers. */
+  db: Database<TSchema>;
+  /** `pglite` (embedded) or `postgres` (a server through node-postgres). */
+  kind: 'pglite' | 'postgres';
+  /** What the migration step at open did. */
+  migrations: MigrationRun;
+  /** Runs `select 1`; rejects when the database is unreachable (readiness checks). */
+  ping(): Promise<void>;
+  /** Closes the pool or the embedded database. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens a service's database and applies its pending migrations.
+ *
+ * Without `url` it runs embedded PGlite in `<dataDir>/<service>` (the folder is created); with
+ * `url` it uses a node-postgres pool. Migrations are the drizzle-kit SQL files of
+ * `migrationsFolder`, recorded in `drizzle.__migrations_<service>`; on a server they run under a
+ * Postgres advisory lock so processes starting together do not race.
+ */
+export async function openDatabase<TSchema extends Record<string, unknown> = Record<string, never>>(
+  options: OpenDatabaseOptions<TSchema>,
+): Promise<OpenDatabase<TSchema>> {
+  const { service, logger } = options;
+  if (!/^[a-z0-9][a-z0-9_-]*$/i.test(service)) throw new TypeError(`Service name "${service}" must be letters, digits, - or _`);
+  const drizzleConfig = options.schema ? { schema: options.schema } : {};
+  const extensionNames = options.extensions?.vector ? ['vector'] : [];
+
+  if (options.url) {
+    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    // An idle client losing its connection emits here; without a listener the process would crash.
+    pool.on('error', (error) => logger?.error({ err: error, service }, 'idle database connection failed'));
+    try {
+      const migrations = await migrateServerDatabase(pool, service, options.migrationsFolder, extensionNames);
+      logger?.info({ service, kind: 'postgres', ...migrations }, 'database ready');
+      const db = drizzleNodePg({ client: pool, ...drizzleConfig }) as unknown as Database<TSchema>;
+      let closed: Promise<void> | undefined;
+      return {
+        db,
+        kind: 'postgres',
+        migrations,
+        ping: async () => {
+          await pool.query('select 1');
+        },
+        close: () => (closed ??= pool.end()),
+      };
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  const memory = options.dataDir.startsWith('memory://');
+  const dataDir = memory ? `memory://${service}` : join(options.dataDir, service);
+  if (!memory) await mkdir(dataDir, { recursive: true });
+  const extensions: Extensions = {};
+  if (options.extensions?.vector) {
+    const { vector } = await import('@electric-sql/pglite-pgvector');
+    extensions.vector = vector;
+  }
+  const client = await PGlite.create(dataDir, { extensions });
+  try {
+    const pgliteDb = drizzlePglite({ client, ...drizzleConfig });
+    const migrations = await migratePgliteDatabase(pgliteDb, service, options.migrationsFolder, extensionNames);
+    logger?.info({ service, kind: 'pglite', dataDir, ...migrations }, 'database ready');
+    let closed: Promise<void> | undefined;
+    return {
+      db: pgliteDb as unknown as Database<TSchema>,
+      kind: 'pglite',
+      migrations,
+      ping: async () => {
+        await client.query('select 1');
+      },
+      close: () => (closed ??= client.closed ? Promise.resolve() : client.close()),
+    };
+  } catch (error) {
+    await client.close().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,5 @@
+export { outboxTable, inboxTable, type OutboxRow } from './schema.ts';
+export { outbox, type OutboxTaskPayload } from './outbox-writer.ts';
+export { OutboxRelay, type OutboxRelayOptions, type RelayPassResult } from './outbox-relay.ts';
+export { outboxMetrics, type OutboxMetrics, type PendingCounter } from './outbox-metrics.ts';
+export { processOnce, inboxCleanup } from './inbox.ts';
