@@ -1,0 +1,78 @@
+import type { Logger } from '@civildiy/common';
+import { createServiceApp, type App } from '@civildiy/common/service';
+import type { Registry } from 'prom-client';
+import { registerAdminRoutes, registerMessagingRoutes, registerPaymentsRoutes } from './api.ts';
+import type { FaultSettings } from './faults.ts';
+import { MessageLog } from './messaging.ts';
+import { PaymentLedger } from './payments.ts';
+import { ProviderCalls } from './provider-calls.ts';
+
+/** What one provider app is built from. */
+export interface ProviderAppOptions {
+  logger: Logger;
+  /** Seed of the random failures. Default: 1. */
+  seed?: number;
+  /** Faults from the start. Default: none. */
+  faults?: FaultSettings;
+  /** Default: prom-client's global registry (both providers share the process's `/metrics`). */
+  metricsRegistry?: Registry;
+  /** Log each request (default: true). */
+  logRequests?: boolean;
+}
+
+function kitOptions(options: ProviderAppOptions, title: string, description: string) {
+  return {
+    name: 'mock-providers',
+    logger: options.logger,
+    auth: false as const,
+    docs: { title, description },
+    ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
+    ...(options.logRequests === undefined ? {} : { logRequests: options.logRequests }),
+  };
+}
+
+/**
+ * Answers sent while the app closes carry `Connection: close`. Without it, a keep-alive client whose
+ * call was in flight at SIGTERM (likely with injected latency) keeps its socket open after the
+ * answer, and close() waits for the keep-alive timeout instead of returning.
+ */
+function closeConnectionsWhenClosing(app: App): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
+}
+
+function callsOf(provider: string, options: ProviderAppOptions): ProviderCalls {
+  return new ProviderCalls(provider, {
+    seed: options.seed ?? 1,
+    ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.metricsRegistry ? { metricsRegistry: options.metricsRegistry } : {}),
+  });
+}
+
+/** The Stripe-like payments provider (port 8003). Does not listen. */
+export async function buildPaymentsApp(options: ProviderAppOptions): Promise<App> {
+  const app = await createServiceApp(kitOptions(options, 'Mock payments provider', 'Deterministic, idempotent stand-in for a card payments API'));
+  closeConnectionsWhenClosing(app);
+  const calls = callsOf('payments', options);
+  const ledger = new PaymentLedger();
+  registerPaymentsRoutes(app, { calls, ledger });
+  registerAdminRoutes(app, { calls, counts: () => ledger.counts(), clear: () => ledger.clear() });
+  return app;
+}
+
+/** The email/SMS messaging provider (port 8002). Does not listen. */
+export async function buildMessagingApp(options: ProviderAppOptions): Promise<App> {
+  const app = await createServiceApp(kitOptions(options, 'Mock messaging provider', 'Deterministic, idempotent stand-in for an email and SMS API'));
+  closeConnectionsWhenClosing(app);
+  const calls = callsOf('messaging', options);
+  const log = new MessageLog();
+  registerMessagingRoutes(app, { calls, log });
+  registerAdminRoutes(app, { calls, counts: () => log.counts(), clear: () => log.clear() });
+  return app;
+}

@@ -1,0 +1,99 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const serviceDir = fileURLToPath(new URL('..', import.meta.url));
+const CUSTOMER = '0190a6f0-0000-7000-8000-000000000001';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+interface Running {
+  child: ChildProcess;
+  paymentsPort: number;
+  messagingPort: number;
+  /** Every stdout line so far. */
+  lines: string[];
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+const started: ChildProcess[] = [];
+
+/** Starts `src/main.ts` on two free ports and resolves once it logged that both listen. */
+async function startMain(env: Record<string, string> = {}): Promise<Running> {
+  const [paymentsPort, messagingPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: serviceDir,
+    env: { ...process.env, MOCK_PAYMENTS_PORT: String(paymentsPort), MOCK_MESSAGING_PORT: String(messagingPort), LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  started.push(child);
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
+      if ((JSON.parse(line) as { msg?: string }).msg === 'mock providers listening') resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before listening`)));
+  });
+  return { child, paymentsPort, messagingPort, lines, exited };
+}
+
+const pay = (port: number, key: string) =>
+  fetch(`http://127.0.0.1:${port}/v1/payments`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': key },
+    body: JSON.stringify({ amountCents: 100, currency: 'EUR', customerId: CUSTOMER, reference: key }),
+  });
+
+afterEach(() => {
+  for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+
+describe('src/main.ts as a real process', () => {
+  it('serves both providers on the ports from the environment, applies env faults, logs only JSON and exits 0 on SIGTERM', async () => {
+    const running = await startMain({ MOCK_PAYMENTS_FAIL_NEXT: '1' });
+    const listening = JSON.parse(running.lines.at(-1)!);
+    expect(listening).toMatchObject({ payments: `http://127.0.0.1:${running.paymentsPort}`, messaging: `http://127.0.0.1:${running.messagingPort}` });
+
+    expect((await pay(running.paymentsPort, 'process-test')).status).toBe(503); // MOCK_PAYMENTS_FAIL_NEXT=1
+    expect((await pay(running.paymentsPort, 'process-test')).status).toBe(200);
+    const message = await fetch(`http://127.0.0.1:${running.messagingPort}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'process-test' },
+      body: JSON.stringify({ channel: 'email', to: 'ada@example.com', body: 'hello' }),
+    });
+    expect(message.status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${running.messagingPort}/health/ready`)).status).toBe(200);
+
+    running.child.kill('SIGTERM');
+    const [code] = await running.exited;
+    expect(code).toBe(0);
+    for (const line of running.lines) expect(() => JSON.parse(line)).not.toThrow();
+    expect(running.lines.some((line) => JSON.parse(line).msg === 'stopped')).toBe(true);
+  });
+
+  it('answers a call in flight at SIGTERM and still exits 0 promptly, though the client keeps its connection alive', async () => {
+    const running = await startMain({ MOCK_PAYMENTS_LATENCY_MS: '800' });
+    const inFlight = pay(running.paymentsPort, 'in-flight');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let the call reach the provider
+    const signalled = performance.now();
+    running.child.kill('SIGTERM');
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    const [code] = await running.exited;
+    expect(code).toBe(0);
+    expect(performance.now() - signalled).toBeLessThan(5_000);
+  });
+});
