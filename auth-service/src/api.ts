@@ -1,0 +1,115 @@
+import { Username } from '@civildiy/common/contracts';
+import { requireUser, type App } from '@civildiy/common/service';
+import { z } from 'zod';
+import type { Accounts } from './accounts.ts';
+import type { SigningKeys } from './signing-keys.ts';
+import type { Tokens } from './tokens.ts';
+
+const Email = z.string().trim().toLowerCase().pipe(z.email().max(254)).describe('an email address (compared case-insensitively)');
+const Password = z.string().min(10).max(256).describe('10–256 characters');
+const RefreshToken = z.string().min(1).max(512).describe('the opaque refresh token of the last login or refresh');
+
+const User = z.object({ id: z.uuid(), email: z.string(), username: z.string(), createdAt: z.iso.datetime({ offset: true }) });
+const TokenPair = z.object({
+  accessToken: z.string().describe('EdDSA JWT for `Authorization: Bearer`'),
+  refreshToken: z.string().describe('single use: exchange it at /auth/refresh'),
+  expiresIn: z.number().int().describe('seconds until the access token expires'),
+});
+const Session = TokenPair.extend({ user: User });
+const Jwks = z.object({
+  keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), kid: z.string(), alg: z.string(), use: z.string() })),
+});
+
+/** The domain parts the routes call. */
+export interface ApiDeps {
+  accounts: Accounts;
+  tokens: Tokens;
+  keys: SigningKeys;
+}
+
+/** Every HTTP route of auth-service. */
+export function registerApi(app: App, { accounts, tokens, keys }: ApiDeps): void {
+  app.post(
+    '/auth/register',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Create an account and log in',
+        body: z.object({ email: Email, username: Username, password: Password }),
+        response: { 201: Session },
+      },
+    },
+    async (request, reply) => reply.status(201).send(await accounts.register(request.body)),
+  );
+
+  app.post(
+    '/auth/login',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Log in with email or username',
+        body: z.object({ login: z.string().trim().min(1).max(254).describe('email or username'), password: z.string().min(1).max(256) }),
+        response: { 200: Session },
+      },
+    },
+    async (request) => accounts.login(request.body, request.ip),
+  );
+
+  app.post(
+    '/auth/refresh',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'Exchange a refresh token for a new pair (the old one is used up)',
+        body: z.object({ refreshToken: RefreshToken }),
+        response: { 200: TokenPair },
+      },
+    },
+    async (request) => tokens.rotate(request.body.refreshToken),
+  );
+
+  app.post(
+    '/auth/logout',
+    {
+      schema: { tags: ['auth'], summary: "End the refresh token's session", body: z.object({ refreshToken: RefreshToken }) },
+    },
+    async (request, reply) => {
+      await tokens.revokeFamily(request.body.refreshToken);
+      return reply.status(204).send();
+    },
+  );
+
+  app.get(
+    '/auth/me',
+    { onRequest: app.authenticate, schema: { tags: ['auth'], summary: 'The logged-in user', security: [{ bearerAuth: [] }], response: { 200: User } } },
+    async (request) => accounts.get(requireUser(request).id),
+  );
+
+  app.get(
+    '/auth/verify',
+    {
+      onRequest: app.authenticate,
+      schema: {
+        tags: ['auth'],
+        summary: "Traefik forwardAuth: 200 with X-User-ID and X-Username for a valid bearer token, else 401",
+        security: [{ bearerAuth: [] }],
+        response: { 200: z.object({ userId: z.string(), username: z.string().optional() }) },
+      },
+    },
+    async (request, reply) => {
+      const user = requireUser(request);
+      reply.header('x-user-id', user.id);
+      if (user.username) reply.header('x-username', user.username);
+      return { userId: user.id, ...(user.username ? { username: user.username } : {}) };
+    },
+  );
+
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { tags: ['auth'], summary: 'Public keys that verify access tokens', response: { 200: Jwks } } },
+    async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=300');
+      return { keys: keys.publicJwks() as z.infer<typeof Jwks>['keys'] };
+    },
+  );
+}
