@@ -31,9 +31,9 @@ shutdown.add('database', () => database.close());
 
 const redis = createRedis(config.REDIS_BROKER_URL, { name: 'notification-service', logger });
 shutdown.add('redis', () => redis.quit());
-const tasks = new TaskClient({ connection: redis, logger });
+const tasks = new TaskClient({ connection: redis, prefix: config.REDIS_KEY_PREFIX, logger });
 shutdown.add('task client', () => tasks.close());
-const bus = new RedisStreamsEventBus({ connection: redis, logger });
+const bus = new RedisStreamsEventBus({ connection: redis, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
 shutdown.add('event bus', () => bus.close());
 
 const relay = new OutboxRelay({ db: database.db, publisher: bus, tasks, logger });
@@ -43,7 +43,7 @@ shutdown.add('outbox relay', () => relay.stop());
 const subscription = subscribeToRegistrations({ bus, db: database.db, onChange: () => relay.wake() });
 shutdown.add('user.registered consumer', () => subscription.close());
 
-const worker = new TaskWorker({ connection: config.REDIS_BROKER_URL, queues: [sendNotification.queue], concurrency: config.NOTIFICATION_CONCURRENCY, logger });
+const worker = new TaskWorker({ connection: config.REDIS_BROKER_URL, prefix: config.REDIS_KEY_PREFIX, queues: [sendNotification.queue], concurrency: config.NOTIFICATION_CONCURRENCY, logger });
 handleNotificationTasks({ worker, db: database.db, sender: new MessagingClient({ baseUrl: config.MESSAGING_URL, timeoutMs: config.MESSAGING_TIMEOUT_MS, logger }), logger });
 await worker.start();
 shutdown.add('notifications worker', () => worker.close({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 }));

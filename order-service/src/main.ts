@@ -29,9 +29,9 @@ shutdown.add('database', () => database.close());
 
 const redis = createRedis(config.REDIS_BROKER_URL, { name: 'order-service', logger });
 shutdown.add('redis', () => redis.quit());
-const tasks = new TaskClient({ connection: redis, logger });
+const tasks = new TaskClient({ connection: redis, prefix: config.REDIS_KEY_PREFIX, logger });
 shutdown.add('task client', () => tasks.close());
-const bus = new RedisStreamsEventBus({ connection: redis, logger });
+const bus = new RedisStreamsEventBus({ connection: redis, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
 shutdown.add('event bus', () => bus.close());
 
 const relay = new OutboxRelay({ db: database.db, publisher: bus, tasks, logger });

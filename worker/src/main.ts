@@ -15,11 +15,12 @@ shutdown.installSignalHandlers();
 
 const redis = createRedis(config.REDIS_BROKER_URL, { name: 'worker', logger });
 shutdown.add('redis', () => redis.quit());
-const bus = new RedisStreamsEventBus({ connection: redis, logger });
+const bus = new RedisStreamsEventBus({ connection: redis, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
 shutdown.add('event bus', () => bus.close());
 
 const worker = new TaskWorker({
   connection: config.REDIS_BROKER_URL,
+  prefix: config.REDIS_KEY_PREFIX,
   queues: config.WORKER_QUEUES,
   concurrency: config.WORKER_CONCURRENCY,
   lockDurationMs: config.WORKER_LOCK_MS,

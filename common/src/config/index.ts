@@ -69,6 +69,11 @@ export const baseEnv = z.object({
   HOST: z.string().default('127.0.0.1').describe('the address to listen on (0.0.0.0 in containers)'),
   REDIS_BROKER_URL: z.url().default('redis://127.0.0.1:6379').describe('a redis:// URL of the task broker and event streams'),
   REDIS_RESULT_BACKEND: z.url().optional().describe('a redis:// URL for task results (default: REDIS_BROKER_URL)'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('civildiy')
+    .describe('the prefix of every Redis key (queues, streams, feeds): several systems or test runs can share one Redis'),
   DATA_DIR: z.string().default('.data').describe('the folder for embedded databases and generated keys'),
   AUTH_JWKS_URL: z.url().default('http://127.0.0.1:8101/.well-known/jwks.json').describe("the auth service's JWKS URL"),
   SHUTDOWN_TIMEOUT_MS: envInt(100, 600_000).default(10_000).describe('how long a shutdown may wait for running work (ms)'),

@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import path from 'node:path';
+
+/** A free TCP port on 127.0.0.1 (asked from the OS). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A service running as a real child process (tests). */
+export interface ServiceProcess {
+  name: string;
+  child: ChildProcess;
+  /** Everything it wrote (stdout and stderr), for failure messages. */
+  output(): string;
+  /** Resolves with the exit code (or signal) when it ends. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Options of {@link startServiceProcess}. */
+export interface StartServiceOptions {
+  /** The repository root (the folder holding the workspaces). */
+  root: string;
+  /** Workspace folder, e.g. `order-service`. */
+  workspace: string;
+  /** Environment on top of the parent's. */
+  env: Record<string, string>;
+  /** Resolve once `GET <readyUrl>` answers 2xx. Without it, resolve at once. */
+  readyUrl?: string;
+  /** Give up waiting after this long. Default 60 s. */
+  readyTimeoutMs?: number;
+  /** Display name (default: the workspace). */
+  name?: string;
+}
+
+/**
+ * Starts `node --import tsx src/main.ts` in a workspace as its own process and waits until it is
+ * ready. Rejects, with the process's output, when it exits or is not ready in time.
+ */
+export async function startServiceProcess(options: StartServiceOptions): Promise<ServiceProcess> {
+  const name = options.name ?? options.workspace;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: path.join(options.root, options.workspace),
+    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 2_000_000) output = output.slice(-1_000_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  const service: ServiceProcess = {
+    name,
+    child,
+    output: () => output,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  if (!options.readyUrl) return service;
+
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+  });
+  while (Date.now() < deadline && !ended) {
+    try {
+      const response = await fetch(options.readyUrl, { signal: AbortSignal.timeout(1_000) });
+      if (response.ok) return service;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await service.stop('SIGKILL');
+  throw new Error(`${name} did not become ready at ${options.readyUrl}${ended ? ' (it exited)' : ''}. Output:\n${output.slice(-8_000)}`);
+}
