@@ -31,21 +31,6 @@ function kitOptions(options: ProviderAppOptions, title: string, description: str
   };
 }
 
-/**
- * Answers sent while the app closes carry `Connection: close`. Without it, a keep-alive client whose
- * call was in flight at SIGTERM (likely with injected latency) keeps its socket open after the
- * answer, and close() waits for the keep-alive timeout instead of returning.
- */
-function closeConnectionsWhenClosing(app: App): void {
-  let closing = false;
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
-  app.addHook('onSend', async (_request, reply) => {
-    if (closing) reply.header('connection', 'close');
-  });
-}
 
 function callsOf(provider: string, options: ProviderAppOptions): ProviderCalls {
   return new ProviderCalls(provider, {
@@ -58,7 +43,6 @@ function callsOf(provider: string, options: ProviderAppOptions): ProviderCalls {
 /** The Stripe-like payments provider (port 8003). Does not listen. */
 export async function buildPaymentsApp(options: ProviderAppOptions): Promise<App> {
   const app = await createServiceApp(kitOptions(options, 'Mock payments provider', 'Deterministic, idempotent stand-in for a card payments API'));
-  closeConnectionsWhenClosing(app);
   const calls = callsOf('payments', options);
   const ledger = new PaymentLedger();
   registerPaymentsRoutes(app, { calls, ledger });
@@ -69,7 +53,6 @@ export async function buildPaymentsApp(options: ProviderAppOptions): Promise<App
 /** The email/SMS messaging provider (port 8002). Does not listen. */
 export async function buildMessagingApp(options: ProviderAppOptions): Promise<App> {
   const app = await createServiceApp(kitOptions(options, 'Mock messaging provider', 'Deterministic, idempotent stand-in for an email and SMS API'));
-  closeConnectionsWhenClosing(app);
   const calls = callsOf('messaging', options);
   const log = new MessageLog();
   registerMessagingRoutes(app, { calls, log });

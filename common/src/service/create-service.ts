@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../logging/index.ts';
@@ -41,7 +41,8 @@ export interface ServiceAppOptions {
 export async function createServiceApp(options: ServiceAppOptions): Promise<App> {
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Our own onResponse hook logs one line per request, with the correlation id.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     requestIdHeader: false,
     genReqId: (request) => requestIdFrom(request.headers[REQUEST_ID_HEADER]),
@@ -53,6 +54,7 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
   app.setSerializerCompiler(serializerCompiler);
 
   installRequestContext(app);
+  closeConnectionsWhenClosing(app);
   installErrorHandling(app);
   if (options.logRequests ?? true) {
     app.addHook('onResponse', (request, reply, done) => {
@@ -67,6 +69,22 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
   installMetrics(app, options.name, options.metricsRegistry);
   if (options.auth) installAuth(app, options.auth);
   return app;
+}
+
+/**
+ * Answers sent while the app closes carry `Connection: close`. Without it a keep-alive client whose
+ * call was in flight at SIGTERM keeps its socket open after the answer, and `close()` waits for the
+ * keep-alive timeout instead of returning.
+ */
+function closeConnectionsWhenClosing(app: App): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) reply.header('connection', 'close');
+  });
 }
 
 /** Listens on `port` (0 = any) and registers the server as the first thing to close on shutdown. */
