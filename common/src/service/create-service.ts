@@ -60,6 +60,7 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
     app.addHook('onResponse', (request, reply, done) => {
       const fields = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
       if (reply.statusCode >= 500) request.log.error(fields, 'request failed');
+      else if (isProbe(request.url)) request.log.debug(fields, 'probe');
       else request.log.info(fields, 'request');
       done();
     });
@@ -69,6 +70,11 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
   installMetrics(app, options.name, options.metricsRegistry);
   if (options.auth) installAuth(app, options.auth);
   return app;
+}
+
+/** Health checks and metric scrapes arrive every few seconds; they are logged at debug only. */
+function isProbe(url: string): boolean {
+  return url.startsWith('/health/') || url === '/metrics';
 }
 
 /**

@@ -40,16 +40,19 @@ export class Shutdown {
   }
 
   /**
-   * On SIGTERM/SIGINT: run the steps and exit 0, or exit 1 after `timeoutMs` or on a second signal.
+   * On SIGTERM/SIGINT: run the steps and exit 0, or exit 1 after `timeoutMs`. A second signal more
+   * than 2 s after the first forces exit 1; one sooner is ignored, because Ctrl-C in a terminal
+   * reaches each service twice (from the terminal and forwarded by the `npm start` launcher).
    */
   installSignalHandlers(): void {
-    let signalled = false;
+    let firstSignalAt: number | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
-      if (signalled) {
+      if (firstSignalAt !== undefined) {
+        if (Date.now() - firstSignalAt < 2_000) return;
         this.logger.warn({ signal }, 'second signal: exiting now');
         process.exit(1);
       }
-      signalled = true;
+      firstSignalAt = Date.now();
       this.logger.info({ signal }, 'shutting down');
       const timer = setTimeout(() => {
         this.logger.error({ timeoutMs: this.timeoutMs }, 'shutdown timed out');
@@ -61,7 +64,7 @@ export class Shutdown {
         process.exit(0);
       });
     };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   }
 }

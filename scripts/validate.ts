@@ -1,0 +1,102 @@
+/**
+ * `npm run validate`: checks a running system (started with `npm start`) — every service's
+ * readiness, then one order through the whole flow — and prints what passed and what did not.
+ * Base URLs come from the same variables the services use (defaults: the standard ports).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SERVICES } from '@civildiy/common/topology';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
+const port = (variable: string, fallback: number) => Number(process.env[variable] ?? fallback);
+const url = (variable: string, fallback: number) => `http://127.0.0.1:${port(variable, fallback)}`;
+const auth = url('AUTH_PORT', 8101);
+const orders = url('ORDER_PORT', 8105);
+const notifications = url('NOTIFICATION_PORT', 8106);
+const timeoutMs = Number(process.env.VALIDATE_TIMEOUT_MS ?? 30_000);
+
+let failures = 0;
+function report(ok: boolean, what: string, detail = '') {
+  if (!ok) failures += 1;
+  console.log(`${ok ? '  PASS' : '  FAIL'}  ${what}${detail ? `  (${detail})` : ''}`);
+  return ok;
+}
+
+async function json(target: string, init: RequestInit = {}) {
+  const response = await fetch(target, { ...init, signal: AbortSignal.timeout(5_000) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  report(false, what, `not within ${timeoutMs} ms`);
+  return undefined;
+}
+
+console.log('Readiness');
+for (const service of SERVICES) {
+  for (const servicePort of service.ports) {
+    const variablePort = servicePort === service.ports[0] ? port(service.portVariable, servicePort) : servicePort;
+    try {
+      const ready = await json(`http://127.0.0.1:${variablePort}/health/ready`);
+      const down = Object.entries((ready.body?.checks ?? {}) as Record<string, { status: string; error?: string }>)
+        .filter(([, check]) => check.status !== 'up')
+        .map(([name, check]) => `${name}: ${check.error ?? check.status}`);
+      report(ready.status === 200, `${service.name} :${variablePort} ready`, down.join(', '));
+    } catch (error) {
+      report(false, `${service.name} :${variablePort} ready`, error instanceof Error ? error.message : String(error));
+    }
+  }
+}
+
+console.log('Order flow');
+const name = `validate${Date.now().toString(36)}`;
+const headers = { 'content-type': 'application/json' };
+try {
+  const registered = await json(`${auth}/auth/register`, {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ email: `${name}@example.com`, username: name, password: 'validate-the-system' }),
+  });
+  if (report(registered.status === 201, 'register a user', registered.status === 201 ? registered.body.user.id : JSON.stringify(registered.body))) {
+    const bearer = { ...headers, authorization: `Bearer ${registered.body.accessToken}` };
+    const catalog = await json(`${orders}/catalog`);
+    const sku = catalog.body?.items?.[0]?.sku as string | undefined;
+    report(sku !== undefined, 'read the catalog', sku);
+    const placed = await json(`${orders}/orders`, {
+      method: 'POST',
+      headers: { ...bearer, 'idempotency-key': `validate-${name}` },
+      body: JSON.stringify({ lines: [{ sku, quantity: 1 }] }),
+    });
+    if (report(placed.status === 201, 'place an order', placed.status === 201 ? placed.body.id : JSON.stringify(placed.body))) {
+      const status = await waitFor('order processed by the worker', async () => {
+        const order = await json(`${orders}/orders/${placed.body.id}`, { headers: bearer });
+        return order.body?.status === 'pending' ? undefined : (order.body?.status as string);
+      });
+      if (status) report(status === 'confirmed', 'order confirmed (payment taken)', status);
+      const delivered = await waitFor('order notification delivered', async () => {
+        const list = await json(`${notifications}/notifications`, { headers: bearer });
+        return (list.body?.items as { template: string; status: string }[] | undefined)?.find((n) => n.template.startsWith('order_') && n.status === 'delivered');
+      });
+      if (delivered) report(true, 'order notification delivered', delivered.template);
+      const welcome = await waitFor('welcome notification delivered', async () => {
+        const list = await json(`${notifications}/notifications`, { headers: bearer });
+        return (list.body?.items as { template: string; status: string }[] | undefined)?.find((n) => n.template === 'welcome' && n.status === 'delivered');
+      });
+      if (welcome) report(true, 'welcome notification delivered');
+    }
+  }
+} catch (error) {
+  report(false, 'order flow', error instanceof Error ? error.message : String(error));
+}
+
+console.log(failures === 0 ? '\nAll checks passed.' : `\n${failures} check(s) failed. Is the system running (npm start)?`);
+process.exit(failures === 0 ? 0 : 1);
