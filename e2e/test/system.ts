@@ -1,12 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { newId } from '@civildiy/common';
-import { freePort, startServiceProcess, type ServiceProcess } from '@civildiy/common/testing';
+import { freePort, removeRedisPrefix, repositoryRoot, startServiceProcess, type ServiceProcess } from '@civildiy/common/testing';
 
-export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const root = repositoryRoot;
 
 /** The whole order slice running as real processes, isolated by a Redis key prefix and a data folder. */
 export interface System {
@@ -74,17 +72,7 @@ export async function startSystem(): Promise<System> {
     async stop() {
       await Promise.all([...processes.values()].map((p) => p.stop('SIGTERM')));
       await rm(dataDir, { recursive: true, force: true });
-      const redis = new Redis(process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379');
-      try {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await redis.del(...keys);
-        } while (cursor !== '0');
-      } finally {
-        redis.disconnect();
-      }
+      await removeRedisPrefix(prefix);
     },
   };
   try {

@@ -22,12 +22,14 @@ export function subscribeToRegistrations(deps: { bus: EventBus; db: Database<typ
       const user = userRegistered.data.parse(envelope.data);
       const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
         await rememberContact(tx, user);
-        await outbox.task(tx, sendNotification, {
-          notificationId: derivedId('notification', 'welcome', user.userId),
-          userId: user.userId,
-          template: 'welcome',
-          data: { username: user.username },
-        });
+        const notificationId = derivedId('notification', 'welcome', user.userId);
+        // Keyed by the notification: a second registration event for the user adds no second task.
+        await outbox.task(
+          tx,
+          sendNotification,
+          { notificationId, userId: user.userId, template: 'welcome', data: { username: user.username } },
+          { idempotencyKey: notificationId },
+        );
       });
       if (processed) deps.onChange();
     },

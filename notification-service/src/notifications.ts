@@ -1,4 +1,4 @@
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, sql } from 'drizzle-orm';
 import { ValidationError, isUuid, newId } from '@civildiy/common';
 import type { NotificationDelivery, SendNotification, UserRegistered } from '@civildiy/common/contracts';
 import type { Database, DbTransaction } from '@civildiy/common/db';
@@ -110,14 +110,27 @@ export interface NotificationView {
   deliveredAt: string | null;
 }
 
-function encodeCursor(createdAt: Date, id: string): string {
-  return Buffer.from(JSON.stringify([createdAt.toISOString(), id])).toString('base64url');
+/**
+ * `created_at` as UTC ISO text with Postgres's full microsecond precision: a cursor cut to
+ * JavaScript's milliseconds would skip the rows of the same millisecond after the page boundary.
+ */
+const createdAtText = sql<string>`to_char(${notifications.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** The only time format a cursor carries (what `createdAtText` gives; milliseconds accepted too). */
+const CURSOR_TIME = /^((?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3})(\d{3})?Z$/;
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
 }
 
 function decodeCursor(cursor: string): { createdAt: string; id: string } {
   try {
     const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as unknown[];
-    if (typeof createdAt === 'string' && typeof id === 'string' && !Number.isNaN(Date.parse(createdAt)) && isUuid(id)) return { createdAt, id };
+    // Strict: anything else (even what Date.parse accepts) could fail the cast in SQL (a 500).
+    const millis = typeof createdAt === 'string' ? CURSOR_TIME.exec(createdAt)?.[1] : undefined;
+    if (typeof createdAt === 'string' && millis && new Date(`${millis}Z`).toISOString() === `${millis}Z` && typeof id === 'string' && isUuid(id)) {
+      return { createdAt, id };
+    }
   } catch {
     // fall through
   }
@@ -133,7 +146,7 @@ export async function listNotifications(db: Db, userId: string, page: { cursor?:
     condition = and(condition, sql`(${notifications.createdAt}, ${notifications.id}) < (${after.createdAt}::timestamptz, ${after.id}::uuid)`)!;
   }
   const rows = await db
-    .select()
+    .select({ ...getTableColumns(notifications), cursorAt: createdAtText })
     .from(notifications)
     .where(condition)
     .orderBy(desc(notifications.createdAt), desc(notifications.id))
@@ -152,5 +165,5 @@ export async function listNotifications(db: Db, userId: string, page: { cursor?:
     deliveredAt: row.deliveredAt?.toISOString() ?? null,
   }));
   const last = pageRows[pageRows.length - 1];
-  return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(last.createdAt, last.id) : null };
+  return { items, nextCursor: rows.length > page.limit && last ? encodeCursor(last.cursorAt, last.id) : null };
 }

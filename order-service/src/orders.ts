@@ -167,8 +167,9 @@ export async function applyOutcome(tx: DbTransaction<typeof schema>, outcome: Or
     .returning({ id: orders.id, customerId: orders.customerId });
   const order = updated[0];
   if (!order) return false;
+  const notificationId = derivedId('notification', 'order', order.id, outcome.status);
   await outbox.task(tx, sendNotification, {
-    notificationId: derivedId('notification', 'order', order.id, outcome.status),
+    notificationId,
     userId: order.customerId,
     template: outcome.status === 'confirmed' ? 'order_confirmed' : 'order_rejected',
     data: {
@@ -177,6 +178,6 @@ export async function applyOutcome(tx: DbTransaction<typeof schema>, outcome: Or
       currency: outcome.currency,
       ...(outcome.reason ? { reason: outcome.reason } : {}),
     },
-  });
+  }, { idempotencyKey: notificationId });
   return true;
 }

@@ -1,3 +1,5 @@
 /** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes. */
 export { createTestTokens, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, type ServiceProcess, type StartServiceOptions } from './processes.ts';
+export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
+export { providerCall, repositoryRoot, startMockProviders, type MockProviders } from './mock-providers.ts';
