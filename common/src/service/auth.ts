@@ -29,8 +29,12 @@ declare module 'fastify' {
 
 /** Where verification keys come from. */
 export type KeySource =
-  /** The auth service's JWKS, fetched, cached for `cacheMaxAgeMs` (default 10 min) and refetched on an unknown `kid`. */
-  | { jwksUrl: string; cacheMaxAgeMs?: number }
+  /**
+   * The auth service's JWKS, fetched, cached for `cacheMaxAgeMs` (default 10 min) and refetched on an
+   * unknown `kid` — at most once per `refetchCooldownMs` (default 1 s), so garbage kids cannot make
+   * every request fetch.
+   */
+  | { jwksUrl: string; cacheMaxAgeMs?: number; refetchCooldownMs?: number }
   /** A key resolver in process (the auth service verifying its own tokens, tests). */
   | { keys: JWTVerifyGetKey };
 
@@ -41,8 +45,7 @@ export function createTokenVerifier(source: KeySource): (token: string) => Promi
       ? source.keys
       : createRemoteJWKSet(new URL(source.jwksUrl), {
           cacheMaxAge: source.cacheMaxAgeMs ?? 10 * 60_000,
-          // An unknown kid refetches at most once per second, so a key rotation is picked up at once.
-          cooldownDuration: 1_000,
+          cooldownDuration: source.refetchCooldownMs ?? 1_000,
           timeoutDuration: 2_000,
         });
   return async (token) => {
