@@ -31,7 +31,12 @@ shutdown.add('database', () => database.close());
 
 const redis = createRedis(config.REDIS_BROKER_URL, { name: 'notification-service', logger });
 shutdown.add('redis', () => redis.quit());
-const tasks = new TaskClient({ connection: redis, prefix: config.REDIS_KEY_PREFIX, logger });
+const tasks = new TaskClient({
+  connection: redis,
+  prefix: config.REDIS_KEY_PREFIX,
+  logger,
+  ...(config.REDIS_RESULT_BACKEND ? { resultsConnection: config.REDIS_RESULT_BACKEND } : {}),
+});
 shutdown.add('task client', () => tasks.close());
 const bus = new RedisStreamsEventBus({ connection: redis, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
 shutdown.add('event bus', () => bus.close());
