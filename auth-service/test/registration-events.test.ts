@@ -1,12 +1,11 @@
 import { newId } from '@civildiy/common';
 import { userRegistered } from '@civildiy/common/contracts';
 import { RedisStreamsEventBus, type EnvelopeOf, type Subscription } from '@civildiy/common/events';
-import { outboxTable } from '@civildiy/common/outbox';
+import { OutboxRelay, outboxTable } from '@civildiy/common/outbox';
 import { createRedis } from '@civildiy/common/redis';
 import { and, count, eq, isNotNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { users } from '../src/db/schema.ts';
-import { createEventRelay } from '../src/handlers.ts';
 import { REDIS_URL, drivers, newAccount, openTestStore, quietLogger, startAuthService, type AuthServiceUnderTest, type TestStore } from './auth-service-under-test.ts';
 
 describe.each(drivers)('user.registered through the outbox on %s', (driver) => {
@@ -14,7 +13,7 @@ describe.each(drivers)('user.registered through the outbox on %s', (driver) => {
   let store: TestStore;
   let auth: AuthServiceUnderTest;
   let bus: RedisStreamsEventBus;
-  let relay: ReturnType<typeof createEventRelay>;
+  let relay: OutboxRelay;
   let subscription: Subscription;
   const received = new Map<string, EnvelopeOf<typeof userRegistered>>();
   const waiters = new Map<string, (envelope: EnvelopeOf<typeof userRegistered>) => void>();
@@ -29,7 +28,7 @@ describe.each(drivers)('user.registered through the outbox on %s', (driver) => {
   beforeAll(async () => {
     store = await openTestStore(driver);
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix, logger: quietLogger, blockMs: 100 });
-    relay = createEventRelay({ db: store.db, publisher: bus, logger: quietLogger });
+    relay = new OutboxRelay({ db: store.db, publisher: bus, logger: quietLogger });
     auth = await startAuthService({ store, onOutboxWritten: () => relay.wake() });
     subscription = await bus.subscribe({
       group: 'auth-service-test',

@@ -15,8 +15,8 @@ export interface OutboxRelayOptions {
   db: DbExecutor;
   /** Where event rows go (the event bus). */
   publisher: EventPublisher;
-  /** Where task rows go (the task client). */
-  tasks: TaskEnqueuer;
+  /** Where task rows go (the task client). Without it a task row fails its delivery (kept, with the error). Default: none. */
+  tasks?: TaskEnqueuer;
   /** Failed deliveries (warn), failed passes (error) and cleanups (debug) are logged here. */
   logger: Logger;
   /** How often pending rows are looked for without a {@link OutboxRelay.wake}, in ms. Default 1,000. */
@@ -62,7 +62,7 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 export class OutboxRelay {
   private readonly db: DbExecutor;
   private readonly publisher: EventPublisher;
-  private readonly tasks: TaskEnqueuer;
+  private readonly tasks: TaskEnqueuer | undefined;
   private readonly logger: Logger;
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
@@ -265,6 +265,7 @@ export class OutboxRelay {
       await this.publisher.publishEnvelope(row.payload as EventEnvelope);
       return;
     }
+    if (!this.tasks) throw new Error(`This relay has no task queue, so task "${row.name}" cannot be enqueued`);
     const task = findTask(row.name);
     if (!task) throw new Error(`Unknown task "${row.name}": its contract is not loaded in this process`);
     const { input, options, context } = row.payload as OutboxTaskPayload;

@@ -1,0 +1,117 @@
+import type { RedisOptions } from 'ioredis';
+import type { BaseEnv } from '../config/index.ts';
+import { openDatabase, type OpenDatabase } from '../db/index.ts';
+import { RedisStreamsEventBus } from '../events/index.ts';
+import { createLogger, type Logger } from '../logging/index.ts';
+import { OutboxRelay } from '../outbox/index.ts';
+import { createRedis, pingRedis, type Redis } from '../redis/index.ts';
+import { Shutdown, type ReadinessCheck } from '../service/index.ts';
+import { TaskClient } from '../tasks/index.ts';
+
+/** A service's own database, as {@link startRuntime} opens it. */
+export interface RuntimeDatabase<TSchema extends Record<string, unknown>> {
+  /** `import * as schema from './db/schema.ts'`. */
+  schema: TSchema;
+  /** The drizzle-kit migrations folder (`fileURLToPath(new URL('./db/migrations', import.meta.url))`). */
+  migrationsFolder: string;
+  /** `<NAME>_DATABASE_URL`: a Postgres server; unset = embedded PGlite in `DATA_DIR/<service>`. */
+  url?: string | undefined;
+  extensions?: { vector?: boolean };
+}
+
+/** Options of {@link startRuntime}. */
+export interface RuntimeOptions {
+  /** The service's name: logs, metrics, the PGlite folder, the migrations table. */
+  service: string;
+  /** The parsed environment (the service's schema extends `baseEnv`). */
+  config: BaseEnv;
+  /** Extra options of the service's main Redis connection (e.g. `maxRetriesPerRequest: 1` for fail-fast reads). */
+  redisOptions?: RedisOptions;
+}
+
+/** The shared parts every service process runs on. */
+export interface Runtime {
+  logger: Logger;
+  /** Ordered shutdown (reverse of start); signal handlers are installed. Add the service's own parts. */
+  shutdown: Shutdown;
+  /** The main Redis connection (queues, streams, the service's own keys). */
+  redis: Redis;
+  /** Enqueues tasks (with `REDIS_RESULT_BACKEND` for results when set). */
+  tasks: TaskClient;
+  /** The event bus (Redis Streams). */
+  bus: RedisStreamsEventBus;
+  /** Readiness checks of what the runtime opened: `redis`, and `database` when there is one. */
+  readiness: Record<string, ReadinessCheck>;
+}
+
+/** A {@link Runtime} of a service that owns a database. */
+export interface DatabaseRuntime<TSchema extends Record<string, unknown>> extends Runtime {
+  database: OpenDatabase<TSchema>;
+  /** The outbox relay (started): `wake()` it after a commit that wrote to the outbox. */
+  relay: OutboxRelay;
+}
+
+/**
+ * Starts what every service process needs, in order, each part registered for ordered shutdown:
+ * logger, signal handlers, a Redis check (a clear message and exit 1 when it is unreachable), the
+ * database with its migrations (when given), the Redis connection, the task client, the event bus
+ * and the outbox relay. A `main.ts` then adds its consumers and its HTTP app.
+ */
+export async function startRuntime<TSchema extends Record<string, unknown>>(
+  options: RuntimeOptions & { database: RuntimeDatabase<TSchema> },
+): Promise<DatabaseRuntime<TSchema>>;
+export async function startRuntime(options: RuntimeOptions): Promise<Runtime>;
+export async function startRuntime<TSchema extends Record<string, unknown>>(
+  options: RuntimeOptions & { database?: RuntimeDatabase<TSchema> },
+): Promise<Runtime | DatabaseRuntime<TSchema>> {
+  const { service, config } = options;
+  const logger = createLogger({ service, level: config.LOG_LEVEL });
+  const shutdown = new Shutdown(logger, config.SHUTDOWN_TIMEOUT_MS);
+  shutdown.installSignalHandlers();
+
+  try {
+    await pingRedis(config.REDIS_BROKER_URL);
+  } catch (error) {
+    logger.fatal(
+      { err: error },
+      `Redis is not reachable at ${config.REDIS_BROKER_URL}. Start one (redis-server --daemonize yes) or set REDIS_BROKER_URL.`,
+    );
+    process.exit(1);
+  }
+
+  let database: OpenDatabase<TSchema> | undefined;
+  if (options.database) {
+    database = await openDatabase({
+      service,
+      dataDir: config.DATA_DIR,
+      migrationsFolder: options.database.migrationsFolder,
+      schema: options.database.schema,
+      logger,
+      ...(options.database.url ? { url: options.database.url } : {}),
+      ...(options.database.extensions ? { extensions: options.database.extensions } : {}),
+    });
+    shutdown.add('database', () => database!.close());
+  }
+
+  const redis = createRedis(config.REDIS_BROKER_URL, { name: service, logger, ...(options.redisOptions ? { options: options.redisOptions } : {}) });
+  shutdown.add('redis', () => redis.quit());
+  const tasks = new TaskClient({
+    connection: redis,
+    prefix: config.REDIS_KEY_PREFIX,
+    logger,
+    ...(config.REDIS_RESULT_BACKEND ? { resultsConnection: config.REDIS_RESULT_BACKEND } : {}),
+  });
+  shutdown.add('task client', () => tasks.close());
+  const bus = new RedisStreamsEventBus({ connection: config.REDIS_BROKER_URL, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
+  shutdown.add('event bus', () => bus.close());
+
+  const readiness: Record<string, ReadinessCheck> = { redis: () => redis.ping() };
+  const runtime: Runtime = { logger, shutdown, redis, tasks, bus, readiness };
+  if (!database) return runtime;
+
+  readiness.database = () => database.ping();
+  const relay = new OutboxRelay({ db: database.db, publisher: bus, tasks, logger });
+  relay.start();
+  shutdown.add('outbox relay', () => relay.stop());
+  return { ...runtime, database, relay };
+}
