@@ -73,7 +73,7 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
     await pingRedis(config.REDIS_BROKER_URL);
   } catch (error) {
     logger.fatal(
-      { err: error },
+      { reason: error instanceof Error ? error.message : String(error) },
       `Redis is not reachable at ${config.REDIS_BROKER_URL}. Start one (redis-server --daemonize yes) or set REDIS_BROKER_URL.`,
     );
     process.exit(1);
