@@ -18,6 +18,7 @@ export function subscribeToRegistrations(deps: { bus: EventBus; db: Database<typ
   return deps.bus.subscribe({
     group: CONSUMER_GROUP,
     events: [userRegistered],
+    concurrency: 8,
     handle: async (envelope) => {
       const user = userRegistered.data.parse(envelope.data);
       const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {

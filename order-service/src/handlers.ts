@@ -17,6 +17,9 @@ export function subscribeToOutcomes(deps: { bus: EventBus; db: Database<typeof s
   return deps.bus.subscribe({
     group: CONSUMER_GROUP,
     events: [orderProcessed],
+    // Outcomes of different orders are independent (the bus keeps one order's events in sequence);
+    // handling them one at a time left a backlog behind the HTTP traffic.
+    concurrency: 16,
     handle: async (envelope, ctx) => {
       const outcome = orderProcessed.data.parse(envelope.data);
       let changed = false;
