@@ -108,7 +108,7 @@ describe('order flow across real processes', () => {
   it('completes a task on another worker, charged exactly once, when its worker is killed with SIGKILL mid-task', async () => {
     const user = await register();
     // Only the doomed worker runs while the order is taken: stop the regular one first.
-    await system.processes.get('worker-1')!.stop('SIGTERM');
+    await system.processes.get('worker')!.stop('SIGTERM');
     const doomed = await system.startWorker('worker-doomed');
     await setPaymentFaults({ latencyMs: 4_000 });
     try {
