@@ -74,10 +74,10 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   if (options.url) {
     const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
     // An idle client losing its connection emits here; without a listener the process would crash.
-    pool.on('error', (error) => logger?.error({ err: error, service }, 'idle database connection failed'));
+    pool.on('error', (error) => logger?.error({ err: error, database: service }, 'idle database connection failed'));
     try {
       const migrations = await migrateServerDatabase(pool, service, options.migrationsFolder, extensionNames);
-      logger?.info({ service, kind: 'postgres', ...migrations }, 'database ready');
+      logger?.info({ database: service, kind: 'postgres', ...migrations }, 'database ready');
       const db = drizzleNodePg({ client: pool, ...drizzleConfig }) as unknown as Database<TSchema>;
       let closed: Promise<void> | undefined;
       return {
@@ -107,7 +107,7 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   try {
     const pgliteDb = drizzlePglite({ client, ...drizzleConfig });
     const migrations = await migratePgliteDatabase(pgliteDb, service, options.migrationsFolder, extensionNames);
-    logger?.info({ service, kind: 'pglite', dataDir, ...migrations }, 'database ready');
+    logger?.info({ database: service, kind: 'pglite', dataDir, ...migrations }, 'database ready');
     let closed: Promise<void> | undefined;
     return {
       db: pgliteDb as unknown as Database<TSchema>,
