@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, loadConfig, newId } from '@civildiy/common';
-import { createTestDatabase, openDatabase, type TestDatabase } from '@civildiy/common/db';
+import { openTestDatabase } from '@civildiy/common/db';
 import { createRedis, type Redis } from '@civildiy/common/redis';
 import type { App } from '@civildiy/common/service';
 import { buildApp } from '../src/app.ts';
@@ -27,22 +27,8 @@ export interface TestStore {
 }
 
 export async function openTestStore(driver: Driver): Promise<TestStore> {
-  let server: TestDatabase | undefined;
-  if (driver === 'postgres') server = await createTestDatabase();
-  const database = await openDatabase({
-    service: 'auth-service',
-    dataDir: 'memory://',
-    migrationsFolder,
-    schema,
-    ...(server ? { url: server.url } : {}),
-  });
-  return {
-    db: database.db,
-    close: async () => {
-      await database.close();
-      await server?.drop();
-    },
-  };
+  const database = await openTestDatabase(driver === 'postgres' ? 'Postgres server' : 'PGlite', { service: 'auth-service', migrationsFolder, schema });
+  return { db: database.db, close: () => database.close() };
 }
 
 /** Options of {@link startAuthService}. */

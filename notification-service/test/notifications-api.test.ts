@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
-import { createTestDatabase, openDatabase, type OpenDatabase, type TestDatabase } from '@civildiy/common/db';
+import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
 import type { App } from '@civildiy/common/service';
 import { createTestTokens, type TestTokens } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
@@ -13,24 +13,13 @@ const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)),
 
 const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-describe.each([
-  ['PGlite', false],
-  ['Postgres server', true],
-])('notification-service API on %s', (_label, onServer) => {
+describe.each(DATABASE_TARGETS)('notification-service API on %s', (target) => {
   let database: OpenDatabase<typeof schema>;
-  let serverDb: TestDatabase | undefined;
   let app: App;
   let tokens: TestTokens;
 
   beforeAll(async () => {
-    serverDb = onServer ? await createTestDatabase() : undefined;
-    database = await openDatabase({
-      service: 'notification-service',
-      dataDir: 'memory://',
-      migrationsFolder,
-      schema,
-      ...(serverDb ? { url: serverDb.url } : {}),
-    });
+    database = await openTestDatabase(target, { service: 'notification-service', migrationsFolder, schema });
     tokens = await createTestTokens();
     app = await buildApp({
       db: database.db,
@@ -45,7 +34,6 @@ describe.each([
   afterAll(async () => {
     await app?.close();
     await database?.close();
-    await serverDb?.drop();
   });
 
   async function as(userId: string) {

@@ -4,7 +4,7 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, derivedId, newId } from '@civildiy/common';
 import { sendNotification, userRegistered } from '@civildiy/common/contracts';
-import { createTestDatabase, openDatabase, type OpenDatabase, type TestDatabase } from '@civildiy/common/db';
+import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
 import { createEnvelope, RedisStreamsEventBus, type Subscription } from '@civildiy/common/events';
 import type { OutboxTaskPayload } from '@civildiy/common/outbox';
 import * as schema from '../src/db/schema.ts';
@@ -15,20 +15,15 @@ const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)),
 const logger = createLogger({ service: 'notification-service', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const poll = { timeout: 15_000, interval: 50 };
 
-describe.each([
-  ['PGlite', false],
-  ['Postgres server', true],
-])('user.registered consumption on %s', (_label, onServer) => {
+describe.each(DATABASE_TARGETS)('user.registered consumption on %s', (target) => {
   const prefix = uniquePrefix('notification-registrations');
-  let serverDb: TestDatabase | undefined;
   let database: OpenDatabase<typeof schema>;
   let bus: RedisStreamsEventBus;
   let subscription: Subscription;
   let changes = 0;
 
   beforeAll(async () => {
-    serverDb = onServer ? await createTestDatabase() : undefined;
-    database = await openDatabase({ service: 'notification-service', dataDir: 'memory://', migrationsFolder, schema, ...(serverDb ? { url: serverDb.url } : {}) });
+    database = await openTestDatabase(target, { service: 'notification-service', migrationsFolder, schema });
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
     subscription = subscribeToRegistrations({
       bus,
@@ -44,7 +39,6 @@ describe.each([
     await subscription?.close();
     await bus?.close();
     await database?.close();
-    await serverDb?.drop();
     await removeRedisPrefix(prefix);
   });
 

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from './open-database.ts';
 import { newId } from '../ids/index.ts';
 
 /** A database created for one test file or test. */
@@ -48,4 +49,35 @@ export async function createTestDatabase(serverUrl = process.env.POSTGRES_TEST_U
         }
       })()),
   };
+}
+
+/** Where a service's tests run their database: embedded PGlite or the local Postgres server. */
+export type DatabaseTarget = 'PGlite' | 'Postgres server';
+
+/** Both targets, for `describe.each(DATABASE_TARGETS)`: the same tests on PGlite and on a server. */
+export const DATABASE_TARGETS: readonly DatabaseTarget[] = ['PGlite', 'Postgres server'];
+
+/**
+ * Opens a service's database for a test file on `target`: in-memory PGlite, or a fresh database on
+ * the local Postgres server ({@link createTestDatabase}), migrated. Its `close()` also drops the
+ * server database.
+ */
+export async function openTestDatabase<TSchema extends Record<string, unknown>>(
+  target: DatabaseTarget,
+  options: Omit<OpenDatabaseOptions<TSchema>, 'url' | 'dataDir'>,
+): Promise<OpenDatabase<TSchema>> {
+  const server = target === 'Postgres server' ? await createTestDatabase() : undefined;
+  try {
+    const database = await openDatabase({ ...options, dataDir: 'memory://', ...(server ? { url: server.url } : {}) });
+    return {
+      ...database,
+      close: async () => {
+        await database.close();
+        await server?.drop();
+      },
+    };
+  } catch (error) {
+    await server?.drop();
+    throw error;
+  }
 }
