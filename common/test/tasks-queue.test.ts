@@ -161,10 +161,10 @@ describe('task queue', () => {
     expect(calls.once).toBe(1);
   });
 
-  it('result() of a job that already completed resolves at once (from a fresh client)', async () => {
+  it('result() of a job that already completed resolves at once (from a fresh client with its own results connection)', async () => {
     const ref = await client.enqueue(quick, { n: 21 });
     await ref.result({ timeoutMs: 10_000 });
-    const other = new TaskClient({ connection: REDIS_URL, prefix, logger: quietLogger(), registry });
+    const other = new TaskClient({ connection: REDIS_URL, resultsConnection: REDIS_URL, prefix, logger: quietLogger(), registry });
     try {
       await expect(other.ref(quick, ref.id).result({ timeoutMs: 1_000 })).resolves.toEqual({ doubled: 42 });
     } finally {
@@ -195,6 +195,18 @@ describe('task queue', () => {
     const error = await ref.result({ timeoutMs: 100 }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TaskTimeoutError);
     expect(error).toMatchObject({ code: 'tasks.timeout', timeoutMs: 100 });
+  });
+
+  it('closing the client rejects pending result() calls instead of leaving them hanging', async () => {
+    const other = new TaskClient({ connection: REDIS_URL, prefix, logger: quietLogger(), registry });
+    const ref = await other.enqueue(unworked, { n: 2 });
+    const waiting = ref.result({ timeoutMs: 10_000 }).catch((e: unknown) => e);
+    await other.close();
+    expect(await waiting).toMatchObject({ code: 'tasks.client_closed' });
+  });
+
+  it('result() of an unknown job id rejects with tasks.not_found', async () => {
+    await expect(client.ref(quick, 'no-such-job').result({ timeoutMs: 1_000 })).rejects.toMatchObject({ code: 'tasks.not_found' });
   });
 
   it('an attempt past timeoutMs is aborted through ctx.signal and retried, even if the handler ignores the signal', async () => {
@@ -246,7 +258,7 @@ describe('task queue', () => {
     expect(text).toMatch(/civildiy_tasks_total\{task="test.liar",queue="q-liar",outcome="dead_lettered"\} 1/);
     expect(text).toMatch(/civildiy_task_duration_seconds_count\{task="test.quick",queue="q-quick",outcome="completed"\} \d+/);
     expect(text).toMatch(/civildiy_task_queue_depth\{queue="q-declined",state="failed"\} 1/);
-    expect(text).toMatch(/civildiy_task_queue_depth\{queue="q-nobody",state="waiting"\} 1/);
+    expect(text).toMatch(/civildiy_task_queue_depth\{queue="q-nobody",state="waiting"\} [1-9]/);
     // A second worker or client on the same registry reuses the metrics instead of throwing.
     expect(() => new TaskWorker({ connection: REDIS_URL, prefix, queues: ['q-x'], registry })).not.toThrow();
     expect(taskMetrics(registry)).toBe(taskMetrics(registry));

@@ -12,6 +12,6 @@ export { schedule, unschedule, type ScheduleOptions } from './schedule.ts';
 export { computeBackoffMs, type BackoffPolicy } from './backoff.ts';
 export { TaskFailedError } from './task-failed-error.ts';
 export { TaskTimeoutError } from './task-timeout-error.ts';
-export { taskMetrics, DEPTH_STATES, type TaskMetrics, type TaskOutcome, type QueueDepthSource } from './metrics.ts';
+export { taskMetrics, DEPTH_STATES, DURATION_BUCKETS, type TaskMetrics, type TaskOutcome, type QueueDepthSource, type AttemptSeries } from './metrics.ts';
 export { BACKOFF_STRATEGY, jobOptionsFor, parseTaskInput, type TaskJobData, type AttemptRecord } from './job-data.ts';
 export type { TaskConnection } from './connection.ts';

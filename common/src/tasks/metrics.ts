@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
+import { Counter, Gauge, register as globalRegistry, type Metric, type Registry } from 'prom-client';
 
 /**
  * How one attempt ended, the `outcome` label of `civildiy_tasks_total` and
@@ -19,20 +19,93 @@ export interface QueueDepthSource {
   counts(): Promise<Record<string, number>>;
 }
 
+/** The attempts of one task with one outcome: counted and timed without touching prom-client. */
+export interface AttemptSeries {
+  /** Counts one attempt that took `seconds`. */
+  record(seconds: number): void;
+}
+
 /** The task-queue metrics of one registry (shared by every client and worker using it). */
 export interface TaskMetrics {
-  /** `civildiy_tasks_total{task,queue,outcome}`: attempts by outcome. */
+  /** `civildiy_tasks_total{task,queue,outcome}`: attempts by outcome (updated at scrape time). */
   readonly tasks: Counter<'task' | 'queue' | 'outcome'>;
-  /** `civildiy_task_duration_seconds{task,queue,outcome}`: attempt duration. */
-  readonly duration: Histogram<'task' | 'queue' | 'outcome'>;
   /** `civildiy_task_dead_letters_total{queue,action}`: dead letters `redriven` or `discarded`. */
   readonly deadLetters: Counter<'queue' | 'action'>;
+  /**
+   * The series of `task`/`queue`/`outcome`, feeding `civildiy_tasks_total` and the histogram
+   * `civildiy_task_duration_seconds{task,queue,outcome}`. Recording is a few additions (the worker
+   * records every attempt); prom-client sees the totals when scraped.
+   */
+  series(task: string, queue: string, outcome: TaskOutcome): AttemptSeries;
   /** Adds a queue to the depth gauge; returns the function that removes it again. */
   addDepthSource(source: QueueDepthSource): () => void;
 }
 
 /** The job states reported by `civildiy_task_queue_depth{queue,state}` (`failed` = dead letters). */
 export const DEPTH_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'paused', 'failed', 'completed'] as const;
+
+/** Upper bounds (seconds) of `civildiy_task_duration_seconds`. */
+export const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120] as const;
+
+type SeriesLabels = { task: string; queue: string; outcome: TaskOutcome };
+
+class Series implements AttemptSeries {
+  /** Attempts not yet added to the prom-client counter. */
+  pending = 0;
+  /** Per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+
+  constructor(readonly labels: SeriesLabels) {}
+
+  record(seconds: number): void {
+    this.pending += 1;
+    this.count += 1;
+    this.sum += seconds;
+    let index = 0;
+    while (index < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[index]!) index++;
+    this.buckets[index]! += 1;
+  }
+}
+
+/**
+ * `civildiy_task_duration_seconds` as a prom-client compatible metric (what the registry reads:
+ * name, help, type, `get()`), fed by {@link Series}: prom-client's own histogram hashes the labels
+ * on every observation, which costs more than the rest of a no-op attempt.
+ */
+class DurationHistogram {
+  readonly name = 'civildiy_task_duration_seconds';
+  readonly help = 'Duration of task attempts in seconds, by outcome.';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames = ['task', 'queue', 'outcome'];
+
+  constructor(private readonly all: Map<string, Series>) {}
+
+  async get() {
+    const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+    for (const series of this.all.values()) {
+      let cumulative = 0;
+      DURATION_BUCKETS.forEach((bound, index) => {
+        cumulative += series.buckets[index]!;
+        values.push({ labels: { ...series.labels, le: bound }, value: cumulative, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { ...series.labels, le: '+Inf' }, value: series.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: { ...series.labels }, value: series.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: { ...series.labels }, value: series.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+
+  reset(): void {
+    for (const series of this.all.values()) {
+      series.buckets.fill(0);
+      series.sum = 0;
+      series.count = 0;
+    }
+  }
+}
 
 const byRegistry = new WeakMap<Registry, TaskMetrics>();
 
@@ -50,20 +123,38 @@ export function taskMetrics(registry: Registry = globalRegistry): TaskMetrics {
   const existing = byRegistry.get(registry);
   if (existing) return existing;
   const sources = new Set<QueueDepthSource>();
+  const all = new Map<string, Series>();
   const registers = [registry];
+  const tasks = reuse(registry, 'civildiy_tasks_total', () =>
+    new Counter({
+      name: 'civildiy_tasks_total',
+      help: 'Task attempts by outcome (completed, retried, failed, dead_lettered).',
+      labelNames: ['task', 'queue', 'outcome'] as const,
+      registers,
+      collect() {
+        for (const series of all.values()) {
+          if (series.pending === 0) continue;
+          this.inc(series.labels, series.pending);
+          series.pending = 0;
+        }
+      },
+    }));
+  if (registry.getSingleMetric('civildiy_task_duration_seconds') === undefined) {
+    registry.registerMetric(new DurationHistogram(all) as unknown as Metric);
+  }
   const metrics: TaskMetrics = {
-    tasks: reuse(registry, 'civildiy_tasks_total', () =>
-      new Counter({ name: 'civildiy_tasks_total', help: 'Task attempts by outcome (completed, retried, failed, dead_lettered).', labelNames: ['task', 'queue', 'outcome'] as const, registers })),
-    duration: reuse(registry, 'civildiy_task_duration_seconds', () =>
-      new Histogram({
-        name: 'civildiy_task_duration_seconds',
-        help: 'Duration of task attempts in seconds, by outcome.',
-        labelNames: ['task', 'queue', 'outcome'] as const,
-        buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-        registers,
-      })),
+    tasks,
     deadLetters: reuse(registry, 'civildiy_task_dead_letters_total', () =>
       new Counter({ name: 'civildiy_task_dead_letters_total', help: 'Dead letters redriven or discarded by an operator.', labelNames: ['queue', 'action'] as const, registers })),
+    series(task, queue, outcome) {
+      const key = `${task}\u0000${queue}\u0000${outcome}`;
+      let series = all.get(key);
+      if (series === undefined) {
+        series = new Series({ task, queue, outcome });
+        all.set(key, series);
+      }
+      return series;
+    },
     addDepthSource(source) {
       sources.add(source);
       return () => sources.delete(source);

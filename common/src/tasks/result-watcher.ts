@@ -61,6 +61,7 @@ export class ResultWatcher {
 
   /** Registers interest in `jobId`'s end. Register before checking the job's state, then cancel. */
   wait(jobId: string): JobWait {
+    if (this.closed) return { settled: Promise.resolve({ kind: 'closed' }), cancel: () => {} };
     let resolver!: (settlement: JobSettlement) => void;
     const settled = new Promise<JobSettlement>((resolve) => (resolver = resolve));
     const list = this.waiters.get(jobId);

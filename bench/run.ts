@@ -1,0 +1,40 @@
+/**
+ * `npm run bench`: runs every benchmark in turn (or those named: `npm run bench -- tasks memory`) and
+ * prints their figures, then writes them to `.data/bench-<time>.json`. The machine should be
+ * otherwise idle; figures vary by a few percent between runs, so each benchmark repeats its
+ * measurements and reports the spread.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
+  tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
+  'order-flow': async () => (await import('./order-flow.ts')).run(),
+  memory: async () => (await import('./memory.ts')).run(),
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((name) => !(name in benchmarks));
+if (unknown.length > 0) {
+  console.error(`Unknown benchmark(s): ${unknown.join(', ')}. Known: ${Object.keys(benchmarks).join(', ')}`);
+  process.exit(2);
+}
+const selected = wanted.length > 0 ? wanted : Object.keys(benchmarks);
+const results: Record<string, unknown> = {
+  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  startedAt: new Date().toISOString(),
+};
+for (const name of selected) {
+  console.log(`\n=== ${name}`);
+  const started = performance.now();
+  results[name] = await benchmarks[name]!();
+  console.log(`=== ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '.data');
+mkdirSync(folder, { recursive: true });
+const file = path.join(folder, `bench-${Date.now()}.json`);
+writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+console.log(`\nFigures written to ${file}`);
+process.exit(0);

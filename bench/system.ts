@@ -1,0 +1,97 @@
+/**
+ * Benchmark support: the order slice from `startSystem` (`@civildiy/common/testing`, the same one the
+ * e2e tests use) with benchmark defaults (quiet logs), stopped on Ctrl-C or a throw too; plus HTTP and
+ * statistics helpers.
+ */
+import { SLICE_SERVICES, startSystem, type SliceService, type SystemUnderTest } from '@civildiy/common/testing';
+
+export const REDIS_URL = process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379';
+
+/** The services of the slice, in start order. */
+export const SERVICES = SLICE_SERVICES;
+export type ServiceName = SliceService;
+export type Slice = SystemUnderTest;
+
+export interface SliceOptions {
+  /** Extra environment for every process (wins over the defaults). */
+  env?: Record<string, string>;
+}
+
+const live = new Set<Slice>();
+let handlersInstalled = false;
+
+function installCleanupHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  // Last resort on a hard exit: no async work possible, so kill the children outright.
+  process.on('exit', () => {
+    for (const slice of live) for (const p of slice.processes.values()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping the benchmark slice(s)…`);
+      void stopAll().finally(() => process.exit(130));
+    });
+  }
+}
+
+/** Stops every slice still running (for `finally` blocks and signal handlers). */
+export async function stopAll(): Promise<void> {
+  await Promise.allSettled([...live].map((s) => s.stop()));
+}
+
+/** Starts the slice (logs at warn unless `env.LOG_LEVEL` says otherwise) and resolves when every process is ready. */
+export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
+  installCleanupHandlers();
+  const system = await startSystem({ env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
+  live.add(system);
+  const stop = system.stop.bind(system);
+  system.stop = (graceMs) => stop(graceMs).finally(() => live.delete(system));
+  return system;
+}
+
+/** JSON over HTTP (optionally with a bearer token). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped JSON by default, callers narrow with T
+export async function call<T = Record<string, any>>(
+  url: string,
+  options: { method?: string; token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: T }> {
+  const response = await fetch(url, {
+    method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
+    headers: {
+      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+      ...options.headers,
+    },
+    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** Percentile (nearest rank) of an ascending-sorted array. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+/** p50/p95/p99/max of a list of numbers. */
+export function summary(values: number[]): { n: number; p50: number; p95: number; p99: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { n: sorted.length, p50: percentile(sorted, 50), p95: percentile(sorted, 95), p99: percentile(sorted, 99), max: sorted[sorted.length - 1] ?? Number.NaN };
+}
+
+/** Prints rows as an aligned text table. */
+export function printTable(rows: Record<string, unknown>[]): void {
+  if (rows.length === 0) return;
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(1)) : String(v));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (values: string[]) => values.map((v, i) => v.padStart(widths[i]!)).join('  ');
+  console.log(line(columns));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(columns.map((c) => cell(r[c]))));
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
