@@ -9,9 +9,8 @@
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { runWithContext } from '../common/src/context/index.ts';
-import { createLogger } from '../common/src/logging/index.ts';
-import { TaskWorker } from '../common/src/tasks/index.ts';
+import { createLogger, runWithContext } from '@civildiy/common';
+import { TaskWorker } from '@civildiy/common/tasks';
 import { benchNoop } from './tasks.ts';
 
 type Mode = 'bare' | 'bare-als' | 'ours';

@@ -26,9 +26,10 @@ export interface TaskClientOptions {
   /** Where connection errors go. Default: a logger with service `tasks`. */
   logger?: Logger;
   /**
-   * The connection used to wait for and read results (`REDIS_RESULT_BACKEND`). BullMQ keeps results
-   * in the job itself, so this must reach the broker's data; it gives result waiting its own
-   * connection (and its own URL, e.g. a replica-free alias). Default: `connection`.
+   * The connection used to wait for and read results (`REDIS_RESULT_BACKEND`): the event-stream
+   * listener and result reads go through it, not through the enqueue connection. BullMQ keeps a
+   * result in its job, so it must reach the broker's data (the same server, or a replica of it).
+   * Default: `connection`.
    */
   resultsConnection?: TaskConnection;
   /** Where metrics are registered. Default: prom-client's global registry. */
