@@ -1,7 +1,19 @@
 import { defineConfig } from 'vitest/config';
 
 /** One vitest project per workspace, so `npm test -w <service>` runs that service's tests alone. */
-const workspaces = ['common', 'mock-providers', 'auth-service', 'order-service', 'notification-service', 'worker', 'e2e'];
+const workspaces = [
+  'common',
+  'mock-providers',
+  'auth-service',
+  'profile-service',
+  'posts-service',
+  'feed-service',
+  'order-service',
+  'notification-service',
+  'worker',
+  'gateway',
+  'e2e',
+];
 
 export default defineConfig({
   test: {

@@ -1,5 +1,5 @@
 /**
- * Idle memory of the order slice: every service as its own process (see `system.ts`), ready and then
+ * Idle memory of every service of the system, each as its own process (see `system.ts`), ready and then
  * idle for IDLE_MS, then per process
  *  - VmRSS (and VmHWM, the peak) from `/proc/<pid>/status`, where pid is the spawned child, which
  *    is the node process itself (`node --import tsx src/main.ts` loads tsx in-process; the run
@@ -9,7 +9,7 @@
  *  - the `process_resident_memory_bytes` gauge of the service's own `/metrics`, and for where the
  *    memory goes `nodejs_heap_size_used_bytes` and `nodejs_external_memory_bytes` (ArrayBuffers:
  *    the embedded PGlite database's WASM memory lives there).
- * Repeated REPS times, each with a fresh slice (fresh data folder and Redis prefix).
+ * Repeated REPS times, each with a fresh system (fresh data folder and Redis prefix).
  *
  * `npx tsx bench/memory.ts` prints a table; `run()` returns the figures.
  * Env: BENCH_MEMORY_REPS (3), BENCH_IDLE_MS (5000), REDIS_BROKER_URL.
@@ -17,7 +17,10 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SERVICES, printTable, sleep, startSlice, stopAll, type ServiceName } from './system.ts';
+import type { SystemService } from '@civildiy/common/testing';
+import { SYSTEM_SERVICES as SERVICES, printTable, sleep, startSlice, stopAll } from './system.ts';
+
+type ServiceName = SystemService;
 
 const REPS = Number(process.env.BENCH_MEMORY_REPS ?? 3);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5_000);
@@ -62,7 +65,7 @@ async function metricGauges(url: string): Promise<{ rss: number; heapUsed: numbe
 }
 
 async function measureOnce(): Promise<Record<ServiceName, Sample>> {
-  const slice = await startSlice();
+  const slice = await startSlice({ services: SERVICES });
   try {
     await sleep(IDLE_MS);
     const out = {} as Record<ServiceName, Sample>;

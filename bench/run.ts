@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
   tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
   'order-flow': async () => (await import('./order-flow.ts')).run(),
+  feed: async () => (await import('./feed.ts')).run(),
   memory: async () => (await import('./memory.ts')).run(),
 };
 

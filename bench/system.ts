@@ -3,16 +3,20 @@
  * e2e tests use) with benchmark defaults (quiet logs), stopped on Ctrl-C or a throw too; plus HTTP and
  * statistics helpers.
  */
-import { SLICE_SERVICES, startSystem, type SliceService, type SystemUnderTest } from '@civildiy/common/testing';
+import { SLICE_SERVICES, startSystem, type SliceService, type SystemService, type SystemUnderTest } from '@civildiy/common/testing';
 
 export const REDIS_URL = process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379';
 
-/** The services of the slice, in start order. */
+/** The services of the order slice, in start order. */
 export const SERVICES = SLICE_SERVICES;
 export type ServiceName = SliceService;
+/** Every service of the system (the memory benchmark measures them all). */
+export { SYSTEM_SERVICES } from '@civildiy/common/testing';
 export type Slice = SystemUnderTest;
 
 export interface SliceOptions {
+  /** The processes to start. Default: the order slice. */
+  services?: readonly SystemService[];
   /** Extra environment for every process (wins over the defaults). */
   env?: Record<string, string>;
 }
@@ -40,10 +44,10 @@ export async function stopAll(): Promise<void> {
   await Promise.allSettled([...live].map((s) => s.stop()));
 }
 
-/** Starts the slice (logs at warn unless `env.LOG_LEVEL` says otherwise) and resolves when every process is ready. */
+/** Starts the slice or the chosen services (logs at warn unless `env.LOG_LEVEL` says otherwise) and resolves when every process is ready. */
 export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
   installCleanupHandlers();
-  const system = await startSystem({ env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
+  const system = await startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
   live.add(system);
   const stop = system.stop.bind(system);
   system.stop = (graceMs) => stop(graceMs).finally(() => live.delete(system));

@@ -8,14 +8,22 @@ import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { baseEnv } from '@civildiy/common';
 import { authEnv } from 'auth-service/config';
+import { feedServiceEnv } from 'feed-service/config';
+import { gatewayEnv } from 'gateway/config';
 import { mockProvidersEnv } from 'mock-providers/config';
 import { notificationServiceEnv } from 'notification-service/config';
 import { orderServiceEnv } from 'order-service/config';
+import { postsServiceEnv } from 'posts-service/config';
+import { profileServiceEnv } from 'profile-service/config';
 import { workerEnv } from 'worker/config';
 
 const sections: [string, z.ZodObject][] = [
   ['Every service', baseEnv],
+  ['gateway', gatewayEnv],
   ['auth-service', authEnv],
+  ['profile-service', profileServiceEnv],
+  ['posts-service', postsServiceEnv],
+  ['feed-service', feedServiceEnv],
   ['order-service', orderServiceEnv],
   ['notification-service', notificationServiceEnv],
   ['worker', workerEnv],

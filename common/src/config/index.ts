@@ -77,5 +77,8 @@ export const baseEnv = z.object({
   DATA_DIR: z.string().default('.data').describe('the folder for embedded databases and generated keys'),
   AUTH_JWKS_URL: z.url().default('http://127.0.0.1:8101/.well-known/jwks.json').describe("the auth service's JWKS URL"),
   SHUTDOWN_TIMEOUT_MS: envInt(100, 600_000).default(10_000).describe('how long a shutdown may wait for running work (ms)'),
+  EVENTS_CLAIM_IDLE_MS: envInt(1_000, 3_600_000)
+    .default(30_000)
+    .describe("an event a consumer read but did not acknowledge this long (its handler failed or its process died) is taken over by another consumer of the group (ms)"),
 });
 export type BaseEnv = z.infer<typeof baseEnv>;

@@ -1,3 +1,5 @@
 export * from './users.ts';
 export * from './orders.ts';
 export * from './notifications.ts';
+export * from './profiles.ts';
+export * from './posts.ts';

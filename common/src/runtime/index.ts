@@ -102,7 +102,7 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
     ...(config.REDIS_RESULT_BACKEND ? { resultsConnection: config.REDIS_RESULT_BACKEND } : {}),
   });
   shutdown.add('task client', () => tasks.close());
-  const bus = new RedisStreamsEventBus({ connection: config.REDIS_BROKER_URL, prefix: `${config.REDIS_KEY_PREFIX}:`, logger });
+  const bus = new RedisStreamsEventBus({ connection: config.REDIS_BROKER_URL, prefix: `${config.REDIS_KEY_PREFIX}:`, logger, claimIdleMs: config.EVENTS_CLAIM_IDLE_MS });
   shutdown.add('event bus', () => bus.close());
 
   const readiness: Record<string, ReadinessCheck> = { redis: () => redis.ping() };

@@ -3,4 +3,13 @@ export { createTestTokens, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
 export { providerCall, repositoryRoot, startMockProviders, type MockProviders } from './mock-providers.ts';
-export { SLICE_SERVICES, startSystem, type SliceService, type StartSystemOptions, type SystemUnderTest } from './system.ts';
+export {
+  SLICE_SERVICES,
+  SOCIAL_SERVICES,
+  SYSTEM_SERVICES,
+  startSystem,
+  type SliceService,
+  type StartSystemOptions,
+  type SystemService,
+  type SystemUnderTest,
+} from './system.ts';

@@ -6,11 +6,35 @@ import { repositoryRoot } from './mock-providers.ts';
 import { freePort, startServiceProcess, type ServiceProcess } from './processes.ts';
 import { removeRedisPrefix } from './redis.ts';
 
-/** The processes of the order slice, in start order. */
+/** Every process {@link startSystem} can start. */
+export const SYSTEM_SERVICES = [
+  'mock-providers',
+  'auth-service',
+  'profile-service',
+  'posts-service',
+  'feed-service',
+  'order-service',
+  'notification-service',
+  'worker',
+  'gateway',
+] as const;
+export type SystemService = (typeof SYSTEM_SERVICES)[number];
+
+/** The processes of the order slice (flow 5.1), in start order. */
 export const SLICE_SERVICES = ['mock-providers', 'auth-service', 'order-service', 'notification-service', 'worker'] as const;
 export type SliceService = (typeof SLICE_SERVICES)[number];
 
-/** The order slice running as real processes (e2e tests, benchmarks). */
+/** The processes of the social core (flow 5.2): identity, profiles, posts, feeds behind the gateway. */
+export const SOCIAL_SERVICES = ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'gateway'] as const;
+
+/** Start stages: a stage starts once every process of the earlier ones is ready (the gateway last, so its upstreams answer). */
+const STAGES: readonly (readonly SystemService[])[] = [
+  ['mock-providers', 'auth-service'],
+  ['profile-service', 'posts-service', 'feed-service', 'order-service', 'notification-service', 'worker'],
+  ['gateway'],
+];
+
+/** A system of real processes (e2e tests, benchmarks). */
 export interface SystemUnderTest {
   /** The Redis key prefix isolating this system. */
   prefix: string;
@@ -18,13 +42,29 @@ export interface SystemUnderTest {
   dataDir: string;
   /** The environment every process got. */
   env: Record<string, string>;
-  urls: { auth: string; orders: string; notifications: string; payments: string; messaging: string; worker: string };
-  /** Each process's `/metrics` (mock-providers: the payments app; both providers share one registry). */
-  metricsUrls: Record<SliceService, string>;
+  /** The processes started, in start order. */
+  services: readonly SystemService[];
+  /** Base URL of every service (allocated whether started or not). */
+  urls: {
+    auth: string;
+    profiles: string;
+    posts: string;
+    feed: string;
+    orders: string;
+    notifications: string;
+    payments: string;
+    messaging: string;
+    worker: string;
+    gateway: string;
+  };
+  /** Each service's `/metrics` (mock-providers: the payments app; both providers share one registry). */
+  metricsUrls: Record<SystemService, string>;
   /** Every process started, by name (`worker` is the first worker; more from {@link startWorker}). */
   processes: Map<string, ServiceProcess>;
   /** Starts one more worker process under a unique name. */
   startWorker(name: string, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  /** Starts (again) one of the system's services under its own name and port, e.g. after killing it. */
+  restart(service: SystemService, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** The last output of every process, for failure messages. */
   logs(): string;
   /** SIGTERM to every process (SIGKILL after `graceMs`), then deletes the data folder and the Redis keys. Idempotent. */
@@ -33,6 +73,8 @@ export interface SystemUnderTest {
 
 /** Options of {@link startSystem}. */
 export interface StartSystemOptions {
+  /** The processes to start. Default: the order slice ({@link SLICE_SERVICES}). */
+  services?: readonly SystemService[];
   /** Extra environment for every process (wins over the defaults). */
   env?: Record<string, string>;
   /** How long each process may take to become ready. Default 90 s. */
@@ -49,44 +91,52 @@ async function stopWithin(service: ServiceProcess, graceMs: number): Promise<voi
 }
 
 /**
- * Starts mock-providers, auth-, order- and notification-service and one worker as real processes on
- * free ports, isolated by a fresh Redis key prefix and a temporary data folder, and resolves when
- * every one answers `/health/ready`. Password hashing is made cheap (registration is set-up here),
- * and a killed worker's job is taken over within seconds instead of the production 30 s.
+ * Starts the chosen services (default: the order slice) as real processes on free ports, isolated
+ * by a fresh Redis key prefix and a temporary data folder, and resolves when every one answers
+ * `/health/ready`. Password hashing is made cheap (registration is set-up here), and a killed
+ * worker's job or consumer's events are taken over within seconds instead of the production 30 s.
  */
 export async function startSystem(options: StartSystemOptions = {}): Promise<SystemUnderTest> {
-  const [auth, orders, notifications, payments, messaging, worker] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const wanted = new Set<SystemService>(options.services ?? SLICE_SERVICES);
+  const allocated = await Promise.all(SYSTEM_SERVICES.map(() => freePort()));
+  const ports = Object.fromEntries(SYSTEM_SERVICES.map((name, index) => [name, allocated[index]!])) as Record<SystemService, number>;
+  const messaging = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-system-'));
   const prefix = `sut-${newId().slice(-12)}`;
   const url = (port: number) => `http://127.0.0.1:${port}`;
   const env: Record<string, string> = {
     DATA_DIR: dataDir,
     REDIS_KEY_PREFIX: prefix,
-    AUTH_PORT: String(auth),
-    ORDER_PORT: String(orders),
-    NOTIFICATION_PORT: String(notifications),
-    WORKER_PORT: String(worker),
-    MOCK_PAYMENTS_PORT: String(payments),
+    AUTH_PORT: String(ports['auth-service']),
+    PROFILE_PORT: String(ports['profile-service']),
+    POSTS_PORT: String(ports['posts-service']),
+    FEED_PORT: String(ports['feed-service']),
+    ORDER_PORT: String(ports['order-service']),
+    NOTIFICATION_PORT: String(ports['notification-service']),
+    WORKER_PORT: String(ports.worker),
+    GATEWAY_PORT: String(ports.gateway),
+    MOCK_PAYMENTS_PORT: String(ports['mock-providers']),
     MOCK_MESSAGING_PORT: String(messaging),
-    AUTH_JWKS_URL: `${url(auth)}/.well-known/jwks.json`,
-    PAYMENTS_URL: url(payments),
+    AUTH_JWKS_URL: `${url(ports['auth-service'])}/.well-known/jwks.json`,
+    PAYMENTS_URL: url(ports['mock-providers']),
     MESSAGING_URL: url(messaging),
+    // Upstreams of the gateway (static discovery).
+    AUTH_URL: url(ports['auth-service']),
+    PROFILE_URL: url(ports['profile-service']),
+    POSTS_URL: url(ports['posts-service']),
+    FEED_URL: url(ports['feed-service']),
+    ORDER_URL: url(ports['order-service']),
+    NOTIFICATION_URL: url(ports['notification-service']),
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_TIME_COST: '1',
     WORKER_LOCK_MS: '2000',
     WORKER_STALLED_INTERVAL_MS: '1000',
+    EVENTS_CLAIM_IDLE_MS: '3000',
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...options.env,
   };
-  const ports: Record<SliceService, number> = {
-    'mock-providers': payments,
-    'auth-service': auth,
-    'order-service': orders,
-    'notification-service': notifications,
-    worker,
-  };
   const processes = new Map<string, ServiceProcess>();
-  const start = async (workspace: SliceService, name: string, port: number, extraEnv: Record<string, string> = {}) => {
+  const start = async (workspace: SystemService, name: string, port: number, extraEnv: Record<string, string> = {}) => {
     const service = await startServiceProcess({
       root: repositoryRoot,
       workspace,
@@ -98,18 +148,32 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     processes.set(name, service);
     return service;
   };
+  const services = STAGES.flat().filter((name) => wanted.has(name));
   let stopping: Promise<void> | undefined;
   const system: SystemUnderTest = {
     prefix,
     dataDir,
     env,
-    urls: { auth: url(auth), orders: url(orders), notifications: url(notifications), payments: url(payments), messaging: url(messaging), worker: url(worker) },
-    metricsUrls: Object.fromEntries(SLICE_SERVICES.map((name) => [name, `${url(ports[name])}/metrics`])) as Record<SliceService, string>,
+    services,
+    urls: {
+      auth: url(ports['auth-service']),
+      profiles: url(ports['profile-service']),
+      posts: url(ports['posts-service']),
+      feed: url(ports['feed-service']),
+      orders: url(ports['order-service']),
+      notifications: url(ports['notification-service']),
+      payments: url(ports['mock-providers']),
+      messaging: url(messaging),
+      worker: url(ports.worker),
+      gateway: url(ports.gateway),
+    },
+    metricsUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, `${url(ports[name])}/metrics`])) as Record<SystemService, string>,
     processes,
     startWorker: async (name, extraEnv = {}) => {
       const port = await freePort();
       return start('worker', name, port, { WORKER_PORT: String(port), ...extraEnv });
     },
+    restart: (service, extraEnv = {}) => start(service, service, ports[service], extraEnv),
     logs: () => [...processes.values()].map((p) => `----- ${p.name}\n${p.output().slice(-6_000)}`).join('\n'),
     stop(graceMs = 15_000) {
       stopping ??= (async () => {
@@ -121,12 +185,9 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     },
   };
   try {
-    await Promise.all([start('mock-providers', 'mock-providers', payments), start('auth-service', 'auth-service', auth)]);
-    await Promise.all([
-      start('order-service', 'order-service', orders),
-      start('notification-service', 'notification-service', notifications),
-      start('worker', 'worker', worker),
-    ]);
+    for (const stage of STAGES) {
+      await Promise.all(stage.filter((name) => wanted.has(name)).map((name) => start(name, name, ports[name])));
+    }
   } catch (error) {
     await system.stop().catch(() => undefined);
     throw error;

@@ -16,7 +16,12 @@ export interface ServiceInfo {
 export const SERVICES: readonly ServiceInfo[] = [
   { name: 'mock-providers', portVariable: 'MOCK_PAYMENTS_PORT', ports: [8003, 8002], role: 'payments (8003) and messaging (8002) stand-ins', docs: true },
   { name: 'auth-service', portVariable: 'AUTH_PORT', ports: [8101], role: 'users, tokens, JWKS', docs: true },
+  { name: 'profile-service', portVariable: 'PROFILE_PORT', ports: [8102], role: 'user profiles', docs: true },
+  { name: 'posts-service', portVariable: 'POSTS_PORT', ports: [8103], role: 'posts (write model, outbox to posts-events)', docs: true },
+  { name: 'feed-service', portVariable: 'FEED_PORT', ports: [8104], role: 'activity feeds (read model in Redis)', docs: true },
   { name: 'order-service', portVariable: 'ORDER_PORT', ports: [8105], role: 'catalog and orders', docs: true },
   { name: 'notification-service', portVariable: 'NOTIFICATION_PORT', ports: [8106], role: 'notifications', docs: true },
   { name: 'worker', portVariable: 'WORKER_PORT', ports: [8108], role: 'dedicated task worker (health, metrics)', docs: false },
+  { name: 'gateway', portVariable: 'GATEWAY_PORT', ports: [8000], role: 'single entry point: routing, JWT, rate limits, /docs', docs: true },
 ];
+export * from './routes.ts';

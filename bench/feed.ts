@@ -1,0 +1,222 @@
+/**
+ * Feed benchmarks on the social core as real processes (auth, profile, posts, feed, gateway from
+ * `startSystem`), public HTTP APIs only:
+ *
+ * 1. Feed read: `GET /feed?limit=20` at concurrency 64 (autocannon, closed loop, keep-alive), through
+ *    the gateway and directly on feed-service, alternating in rounds in the same run so drift hits
+ *    both. Per round: requests/s, p50, p99. Goals: gateway p99 < 10 ms, gateway ≥ 0.6× direct.
+ * 2. Post → feed visibility: `POST /posts` through the gateway at RATE posts/s, open loop (post i is
+ *    sent at t0 + i/RATE whatever the answers), while POLLERS loops read `GET /feed?limit=100` through
+ *    the gateway back to back and note when each post id first appears. Visibility = first seen −
+ *    the POST's response time (so the figure is the asynchronous part: outbox → stream → projection →
+ *    readable; resolution one poll round trip, reported). Goal: p99 < 100 ms at 100 posts/s.
+ *
+ * `npx tsx bench/feed.ts` prints tables; `run()` returns the figures.
+ * Env: BENCH_FEED_SECONDS (10), BENCH_FEED_REPS (3), BENCH_FEED_CONNECTIONS (64), BENCH_POST_RATE (100),
+ * BENCH_POST_SECONDS (20), BENCH_POST_REPS (2), BENCH_POLLERS (2), REDIS_BROKER_URL.
+ */
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import autocannon from 'autocannon';
+import { newId } from '@civildiy/common';
+import { SOCIAL_SERVICES } from '@civildiy/common/testing';
+import { call, printTable, startSlice, stopAll, summary, type Slice } from './system.ts';
+
+const FEED_SECONDS = Number(process.env.BENCH_FEED_SECONDS ?? 10);
+const FEED_REPS = Number(process.env.BENCH_FEED_REPS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_FEED_CONNECTIONS ?? 64);
+const POST_RATE = Number(process.env.BENCH_POST_RATE ?? 100);
+const POST_SECONDS = Number(process.env.BENCH_POST_SECONDS ?? 20);
+const POST_REPS = Number(process.env.BENCH_POST_REPS ?? 2);
+const POLLERS = Number(process.env.BENCH_POLLERS ?? 2);
+const USERS = 10;
+
+interface User {
+  id: string;
+  token: string;
+}
+
+async function registerUsers(gateway: string, count: number): Promise<User[]> {
+  return Promise.all(
+    Array.from({ length: count }, async () => {
+      const name = `bench${newId().slice(-10).replace(/-/g, '')}`;
+      const response = await call(`${gateway}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
+      if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(response.body)}`);
+      return { id: response.body.user.id as string, token: response.body.accessToken as string };
+    }),
+  );
+}
+
+async function createPost(gateway: string, user: User, index: number): Promise<{ status: number; postId?: string }> {
+  const response = await call(`${gateway}/posts`, {
+    token: user.token,
+    body: {
+      title: `Build log ${index}: a garden bench from pallets`,
+      body: 'Disassemble the pallets, plane the boards, cut the legs at 10 degrees, glue and screw, oil twice. '.repeat(3),
+      tags: ['woodworking', 'garden'],
+    },
+  });
+  return { status: response.status, ...(response.status === 201 ? { postId: response.body.postId as string } : {}) };
+}
+
+interface LoadFigures {
+  target: 'gateway' | 'direct';
+  round: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(url: string): Promise<Omit<LoadFigures, 'target' | 'round'>> {
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: FEED_SECONDS, pipelining: 1 });
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+}
+
+async function feedRead(system: Slice) {
+  const gatewayUrl = `${system.urls.gateway}/feed?limit=20`;
+  const directUrl = `${system.urls.feed}/feed?limit=20`;
+  // Warm-up: JIT, connection pools, the JWKS is not involved (public route, no token).
+  await autocannon({ url: gatewayUrl, connections: CONNECTIONS, duration: 2 });
+  await autocannon({ url: directUrl, connections: CONNECTIONS, duration: 2 });
+  const rows: LoadFigures[] = [];
+  for (let round = 1; round <= FEED_REPS; round++) {
+    // Alternate which goes first, so neither always runs on a warmer machine.
+    const order: LoadFigures['target'][] = round % 2 === 1 ? ['gateway', 'direct'] : ['direct', 'gateway'];
+    for (const target of order) rows.push({ target, round, ...(await load(target === 'gateway' ? gatewayUrl : directUrl)) });
+  }
+  printTable(rows.map((row) => ({ ...row, rps: Math.round(row.rps) })));
+  const ratios = Array.from({ length: FEED_REPS }, (_, index) => {
+    const round = index + 1;
+    const gateway = rows.find((row) => row.round === round && row.target === 'gateway')!;
+    const direct = rows.find((row) => row.round === round && row.target === 'direct')!;
+    return gateway.rps / direct.rps;
+  });
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  const gatewayRows = rows.filter((row) => row.target === 'gateway');
+  const directRows = rows.filter((row) => row.target === 'direct');
+  const figures = {
+    connections: CONNECTIONS,
+    seconds: FEED_SECONDS,
+    gateway: { rps: median(gatewayRows.map((row) => row.rps)), p50: median(gatewayRows.map((row) => row.p50)), p99: median(gatewayRows.map((row) => row.p99)) },
+    direct: { rps: median(directRows.map((row) => row.rps)), p50: median(directRows.map((row) => row.p50)), p99: median(directRows.map((row) => row.p99)) },
+    ratioPerRound: ratios.map((ratio) => Number(ratio.toFixed(3))),
+    ratioMedian: Number(median(ratios).toFixed(3)),
+    rounds: rows,
+  };
+  console.log(
+    `feed read, median of ${FEED_REPS}: gateway ${Math.round(figures.gateway.rps)} req/s p50 ${figures.gateway.p50} ms p99 ${figures.gateway.p99} ms; ` +
+      `direct ${Math.round(figures.direct.rps)} req/s p50 ${figures.direct.p50} ms p99 ${figures.direct.p99} ms; ratio ${figures.ratioMedian} (per round ${figures.ratioPerRound.join(', ')})`,
+  );
+  return figures;
+}
+
+async function visibility(system: Slice, users: User[], round: number) {
+  const gateway = system.urls.gateway;
+  const total = POST_RATE * POST_SECONDS;
+  const answered = new Map<string, number>();
+  const firstSeen = new Map<string, number>();
+  const postLatency: number[] = [];
+  const pollTimes: number[] = [];
+  let failures = 0;
+  let polling = true;
+
+  const poller = async () => {
+    while (polling) {
+      const started = performance.now();
+      const response = await fetch(`${gateway}/feed?limit=100`);
+      const body = (await response.json()) as { items?: { postId: string }[] };
+      const now = performance.now();
+      pollTimes.push(now - started);
+      for (const item of body.items ?? []) if (!firstSeen.has(item.postId)) firstSeen.set(item.postId, now);
+    }
+  };
+  const pollers = Array.from({ length: POLLERS }, () => poller());
+
+  const t0 = performance.now() + 50;
+  const sends: Promise<void>[] = [];
+  for (let index = 0; index < total; index++) {
+    const due = t0 + (index * 1000) / POST_RATE;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    const sentAt = performance.now();
+    sends.push(
+      createPost(gateway, users[index % users.length]!, index).then(({ status, postId }) => {
+        const at = performance.now();
+        postLatency.push(at - sentAt);
+        if (status !== 201 || !postId) failures++;
+        else answered.set(postId, at);
+      }),
+    );
+  }
+  await Promise.all(sends);
+  const sendWindowS = (performance.now() - t0) / 1000;
+  // Drain: until every accepted post was seen, or 30 s.
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline && [...answered.keys()].some((id) => !firstSeen.has(id))) await new Promise((resolve) => setTimeout(resolve, 20));
+  polling = false;
+  await Promise.all(pollers);
+
+  const visible: number[] = [];
+  let missing = 0;
+  for (const [postId, at] of answered) {
+    const seen = firstSeen.get(postId);
+    if (seen === undefined) missing++;
+    else visible.push(Math.max(0, seen - at));
+  }
+  const vis = summary(visible);
+  const post = summary(postLatency);
+  const poll = summary(pollTimes);
+  return {
+    round,
+    rate: POST_RATE,
+    sent: total,
+    accepted: answered.size,
+    failed: failures,
+    missing,
+    achievedRate: Number((total / sendWindowS).toFixed(1)),
+    postP50: post.p50,
+    postP99: post.p99,
+    visibleP50: vis.p50,
+    visibleP99: vis.p99,
+    visibleMax: vis.max,
+    pollP50: poll.p50,
+  };
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const system = await startSlice({
+    services: SOCIAL_SERVICES,
+    env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '100000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '100000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
+  });
+  try {
+    const users = await registerUsers(system.urls.gateway, USERS);
+    // A full global page to read: 200 posts, then wait until the feed shows 20.
+    for (let index = 0; index < 200; index += 20) await Promise.all(Array.from({ length: 20 }, (_, offset) => createPost(system.urls.gateway, users[(index + offset) % USERS]!, index + offset)));
+    for (;;) {
+      const page = await call(`${system.urls.gateway}/feed?limit=20`);
+      if ((page.body.items as unknown[] | undefined)?.length === 20) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    console.log(`\n--- feed read: GET /feed?limit=20, ${CONNECTIONS} connections, ${FEED_SECONDS} s × ${FEED_REPS} rounds per target`);
+    const read = await feedRead(system);
+
+    console.log(`\n--- post → feed visibility: ${POST_RATE} posts/s for ${POST_SECONDS} s × ${POST_REPS}, ${POLLERS} pollers on GET /feed?limit=100`);
+    const rounds = [];
+    for (let round = 1; round <= POST_REPS; round++) rounds.push(await visibility(system, users, round));
+    printTable(rounds);
+    return { feedRead: read, postToFeed: rounds };
+  } finally {
+    await system.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    await run();
+  } finally {
+    await stopAll();
+  }
+  process.exit(0);
+}

@@ -1,0 +1,30 @@
+import type { Logger } from '@civildiy/common';
+import { createServiceApp, type App, type ReadinessCheck } from '@civildiy/common/service';
+import type { Registry } from 'prom-client';
+import { feedApi } from './api.ts';
+import type { FeedReader } from './feed-reader.ts';
+
+/** What feed-service's HTTP app needs. */
+export interface FeedAppDeps {
+  reader: FeedReader;
+  logger: Logger;
+  readiness: Record<string, ReadinessCheck>;
+  /** Where `/metrics` reads from. Default: prom-client's global registry. */
+  metricsRegistry?: Registry;
+  logRequests?: boolean;
+}
+
+/** feed-service's Fastify app (not listening). Every route is public: no token is checked. */
+export async function buildApp(deps: FeedAppDeps): Promise<App> {
+  const app = await createServiceApp({
+    name: 'feed-service',
+    logger: deps.logger,
+    auth: false,
+    readiness: deps.readiness,
+    docs: { title: 'CivilDIY feed-service', description: 'Global and per-author activity feeds: the read model built from posts and profile events.' },
+    ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+    ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+  });
+  await app.register(feedApi({ reader: deps.reader }));
+  return app;
+}

@@ -1,0 +1,114 @@
+import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
+import type { EventBus, GroupInfo } from '@civildiy/common/events';
+import type { ProjectionOutcome } from './feed-projection.ts';
+
+/** Counts what the projection did with each event. */
+export interface FeedMetrics {
+  record(eventType: string, outcome: ProjectionOutcome): void;
+}
+
+/** Options of {@link feedMetrics}. */
+export interface FeedMetricsOptions {
+  /** The bus the live consumer group reads from (its lag is read at scrape time). */
+  bus: EventBus;
+  /** The live consumer group. */
+  group: string;
+  /** The topics it consumes. */
+  topics: readonly string[];
+  /** The generation the API serves, read at scrape time. */
+  generation: () => Promise<number>;
+  /** Default: prom-client's global registry. */
+  registry?: Registry;
+}
+
+const SCRAPE_TIMEOUT_MS = 1_000;
+
+function existing<M>(registry: Registry, name: string): M | undefined {
+  return registry.getSingleMetric(name) as M | undefined;
+}
+
+/** Resolves `undefined` instead of hanging a scrape while Redis does not answer. */
+async function within<T>(promise: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise.catch(() => undefined), new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SCRAPE_TIMEOUT_MS)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The feed's metrics (a metric already in the registry is reused):
+ * - `feed_projection_applied_total{event}`: events that changed the read model
+ * - `feed_projection_ignored_total{event,reason}`: events that changed nothing (`duplicate`, `stale`, `deleted`)
+ * - `feed_consumer_lag_events{topic}`: events not yet delivered to the live group (read at scrape time)
+ * - `feed_consumer_pending_events{topic}`: events delivered to it and not yet acknowledged
+ * - `feed_generation`: the read model generation served (it changes with each rebuild)
+ */
+export function feedMetrics(options: FeedMetricsOptions): FeedMetrics {
+  const registry = options.registry ?? globalRegistry;
+  const applied =
+    existing<Counter<'event'>>(registry, 'feed_projection_applied_total') ??
+    new Counter({ name: 'feed_projection_applied_total', help: 'Events that changed the feed read model', labelNames: ['event'], registers: [registry] });
+  const ignored =
+    existing<Counter<'event' | 'reason'>>(registry, 'feed_projection_ignored_total') ??
+    new Counter({
+      name: 'feed_projection_ignored_total',
+      help: 'Events that changed nothing, by reason (duplicate, stale, deleted)',
+      labelNames: ['event', 'reason'],
+      registers: [registry],
+    });
+
+  const groupStats = async (): Promise<Map<string, GroupInfo>> => {
+    const stats = new Map<string, GroupInfo>();
+    await Promise.all(
+      options.topics.map(async (topic) => {
+        const group = (await within(options.bus.groups(topic)))?.find((info) => info.name === options.group);
+        if (group) stats.set(topic, group);
+      }),
+    );
+    return stats;
+  };
+  if (!existing(registry, 'feed_consumer_lag_events')) {
+    new Gauge({
+      name: 'feed_consumer_lag_events',
+      help: 'Events in the topic not yet delivered to the feed-service consumer group',
+      labelNames: ['topic'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [topic, group] of await groupStats()) if (group.lag !== null) this.set({ topic }, group.lag);
+      },
+    });
+  }
+  if (!existing(registry, 'feed_consumer_pending_events')) {
+    new Gauge({
+      name: 'feed_consumer_pending_events',
+      help: 'Events delivered to the feed-service consumer group and not yet acknowledged',
+      labelNames: ['topic'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [topic, group] of await groupStats()) this.set({ topic }, group.pending);
+      },
+    });
+  }
+  if (!existing(registry, 'feed_generation')) {
+    new Gauge({
+      name: 'feed_generation',
+      help: 'The feed read model generation the API serves (incremented by each rebuild)',
+      registers: [registry],
+      async collect() {
+        const generation = await within(options.generation());
+        if (generation !== undefined) this.set(generation);
+      },
+    });
+  }
+
+  return {
+    record(event, outcome) {
+      if (outcome === 'applied') applied.inc({ event });
+      else ignored.inc({ event, reason: outcome });
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import { z } from 'zod';
+import { baseEnv, envBool, envInt, envList } from '@civildiy/common';
+import { parseBaseUrls, serviceUrlVariable } from '@civildiy/common/discovery';
+import { GATEWAY_ROUTES } from '@civildiy/common/topology';
+
+/** The services the route table sends requests to, in table order. */
+export const ROUTED_SERVICES = [...new Set(GATEWAY_ROUTES.map((route) => route.service))];
+
+const baseUrlList = z.string().refine(
+  (value) => {
+    try {
+      return parseBaseUrls(value).length > 0;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a comma-separated list of http(s)://host:port URLs' },
+);
+
+/** `AUTH_URL`, `POSTS_URL`, …: where each routed service runs (read by the static discovery). */
+const upstreamUrls = Object.fromEntries(
+  ROUTED_SERVICES.map((service) => [
+    serviceUrlVariable(service),
+    baseUrlList
+      .optional()
+      .describe(`base URL(s) of ${service}, comma-separated for several instances (default http://127.0.0.1:<its port>, if it has one)`),
+  ]),
+);
+
+/** gateway environment (see .env.example). */
+export const gatewayEnv = baseEnv.extend({
+  GATEWAY_PORT: envInt(0, 65535).default(8000).describe('the HTTP port of the gateway'),
+  GATEWAY_UPSTREAM_TIMEOUT_MS: envInt(100, 600_000)
+    .default(10_000)
+    .describe('how long an upstream may take to start answering (and between body chunks) before the gateway answers 504 (ms)'),
+  GATEWAY_UPSTREAM_CONNECTIONS: envInt(1, 10_000).default(128).describe('keep-alive connections the gateway pools per upstream instance'),
+  GATEWAY_BODY_LIMIT_BYTES: envInt(0, 1024 ** 3).default(1024 * 1024).describe('the largest request body the gateway forwards (bytes); larger → 413'),
+  GATEWAY_RATE_LIMIT_IP_PER_MINUTE: envInt(0, 1_000_000_000).default(600).describe('requests per client address per minute, shared by every gateway process through Redis; 0 = no limit'),
+  GATEWAY_RATE_LIMIT_USER_PER_MINUTE: envInt(0, 1_000_000_000).default(300).describe('requests per authenticated user per minute; 0 = no limit'),
+  GATEWAY_RATE_LIMIT_ROUTE_FACTOR: z.coerce
+    .number()
+    .min(0)
+    .max(1_000_000)
+    .default(1)
+    .describe('multiplies the per-route budgets of the route table (e.g. /auth/login, /auth/register); 0 = turn them off'),
+  GATEWAY_CORS_ORIGINS: envList
+    .default([])
+    .describe('comma-separated origins allowed to call the API from a browser (* for any); empty = no CORS headers'),
+  GATEWAY_TRUSTED_PROXIES: envList
+    .default([])
+    .describe('comma-separated addresses of proxies in front of the gateway whose X-Forwarded-* it believes; empty = the gateway is the edge'),
+  GATEWAY_HEALTH_TIMEOUT_MS: envInt(50, 60_000).default(2_000).describe("how long GET /health and GET /docs/json wait for each upstream's /health/ready and /docs/json (ms)"),
+  GATEWAY_DOCS_CACHE_MS: envInt(0, 3_600_000).default(15_000).describe('how long the merged OpenAPI document of GET /docs/json is reused (ms)'),
+  GATEWAY_LOG_REQUESTS: envBool.default(false).describe('log every request at info (off: only failures are logged, for throughput)'),
+  ...upstreamUrls,
+});
+export type GatewayConfig = z.infer<typeof gatewayEnv>;

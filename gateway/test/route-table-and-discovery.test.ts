@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { ServiceNotFoundError, StaticDiscovery, serviceUrlVariable } from '@civildiy/common/discovery';
+import { GATEWAY_ROUTES, PLANNED_SERVICES, SERVICES, pathHasPrefix, routeMethods } from '@civildiy/common/topology';
+
+describe('the route table', () => {
+  it('names only services that exist or are planned, and a planned one is not already running', () => {
+    const running = new Set(SERVICES.map((service) => service.name));
+    for (const route of GATEWAY_ROUTES) {
+      expect(running.has(route.service) || PLANNED_SERVICES.includes(route.service), `${route.prefix} → ${route.service}`).toBe(true);
+    }
+    for (const planned of PLANNED_SERVICES) expect(running.has(planned), `${planned} runs now: take it off PLANNED_SERVICES`).toBe(false);
+  });
+
+  it('has no entry shadowed by an earlier one (first match wins)', () => {
+    GATEWAY_ROUTES.forEach((later, j) => {
+      for (const earlier of GATEWAY_ROUTES.slice(0, j)) {
+        if (!pathHasPrefix(later.prefix, earlier.prefix)) continue;
+        const earlierMethods = routeMethods(earlier);
+        const unreachable = [...routeMethods(later)].every((method) => earlierMethods.has(method));
+        expect(unreachable, `${later.prefix} (${[...routeMethods(later)].join(',')}) is shadowed by ${earlier.prefix}`).toBe(false);
+      }
+    });
+  });
+
+  it("has clean prefixes that leave the gateway's own /health, /docs and /metrics alone", () => {
+    for (const route of GATEWAY_ROUTES) {
+      expect(route.prefix).toMatch(/^\/[A-Za-z0-9._~\-/]*[^/]$/);
+      for (const own of ['/health', '/health/ready', '/docs', '/docs/json', '/metrics']) {
+        expect(pathHasPrefix(own, route.prefix) || pathHasPrefix(route.prefix, own), `${route.prefix} overlaps ${own}`).toBe(false);
+      }
+    }
+  });
+
+  it('matches prefixes on whole path segments', () => {
+    expect(pathHasPrefix('/posts', '/posts')).toBe(true);
+    expect(pathHasPrefix('/posts/', '/posts')).toBe(true);
+    expect(pathHasPrefix('/posts/1/comments', '/posts')).toBe(true);
+    expect(pathHasPrefix('/postscript', '/posts')).toBe(false);
+  });
+});
+
+describe('static discovery', () => {
+  it('derives each service\'s URL variable from its port variable, or from its name for a planned service', () => {
+    const names = ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'order-service', 'notification-service', 'search-service'];
+    expect(names.map(serviceUrlVariable)).toEqual(['AUTH_URL', 'PROFILE_URL', 'POSTS_URL', 'FEED_URL', 'ORDER_URL', 'NOTIFICATION_URL', 'SEARCH_URL']);
+  });
+
+  it('prefers <NAME>_URL, then the port variable, then the default port', async () => {
+    const discovery = new StaticDiscovery({ env: { POSTS_URL: 'http://posts.internal:9000/', FEED_PORT: '9104' } });
+    expect(await discovery.resolve('posts-service')).toBe('http://posts.internal:9000');
+    expect(await discovery.resolve('feed-service')).toBe('http://127.0.0.1:9104');
+    expect(await discovery.resolve('order-service')).toBe('http://127.0.0.1:8105');
+  });
+
+  it('spreads calls over several instances round-robin', async () => {
+    const discovery = new StaticDiscovery({ env: { FEED_URL: 'http://a:1,http://b:2' } });
+    expect(await discovery.instances('feed-service')).toEqual(['http://a:1', 'http://b:2']);
+    const picks = [await discovery.resolve('feed-service'), await discovery.resolve('feed-service'), await discovery.resolve('feed-service')];
+    expect(picks).toEqual(['http://a:1', 'http://b:2', 'http://a:1']);
+  });
+
+  it('does not find a planned service without a URL, and finds it once SEARCH_URL is set', async () => {
+    await expect(new StaticDiscovery({ env: {} }).resolve('search-service')).rejects.toBeInstanceOf(ServiceNotFoundError);
+    expect(await new StaticDiscovery({ env: {} }).instances('search-service')).toEqual([]);
+    expect(await new StaticDiscovery({ env: { SEARCH_URL: 'http://127.0.0.1:8107' } }).resolve('search-service')).toBe('http://127.0.0.1:8107');
+  });
+
+  it('refuses a malformed URL, naming its variable', () => {
+    expect(() => new StaticDiscovery({ env: { AUTH_URL: 'auth:8101' } })).toThrow(/AUTH_URL/);
+    expect(() => new StaticDiscovery({ env: { AUTH_URL: 'http://auth:8101/api' } })).toThrow(/AUTH_URL/);
+  });
+});

@@ -1,0 +1,21 @@
+import { fileURLToPath } from 'node:url';
+import { loadConfigOrExit } from '@civildiy/common';
+import { startRuntime } from '@civildiy/common/runtime';
+import { listen } from '@civildiy/common/service';
+import { buildApp } from './app.ts';
+import { profileServiceEnv } from './config.ts';
+import * as schema from './db/schema.ts';
+import { subscribeToRegistrations } from './handlers.ts';
+
+const config = loadConfigOrExit(profileServiceEnv);
+const { logger, shutdown, bus, database, relay, readiness } = await startRuntime({
+  service: 'profile-service',
+  config,
+  database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.PROFILE_DATABASE_URL },
+});
+
+const subscription = subscribeToRegistrations({ bus, db: database.db, onChange: () => relay.wake() });
+shutdown.add('user.registered consumer', () => subscription.close());
+
+const app = await buildApp({ db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onProfileChanged: () => relay.wake() });
+await listen(app, { port: config.PROFILE_PORT, host: config.HOST, shutdown });
