@@ -4,7 +4,10 @@
  *
  * 1. Feed read: `GET /feed?limit=20` at concurrency 64 (autocannon, closed loop, keep-alive), through
  *    the gateway and directly on feed-service, alternating in rounds in the same run so drift hits
- *    both. Per round: requests/s, p50, p99. Goals: gateway p99 < 10 ms, gateway ≥ 0.6× direct.
+ *    both. Per round: requests/s, p50, p99, and the CPU time per request of each process (gateway,
+ *    feed-service, redis-server, the generator), which says where a 2-core machine's time goes.
+ *    Goals: gateway p99 < 10 ms, gateway ≥ 0.6× direct. Then both once more at a fixed offered rate
+ *    (PACED_RATE) below saturation, for the latency the gateway adds when CPU is not the limit.
  * 2. Post → feed visibility: `POST /posts` through the gateway at RATE posts/s, open loop (post i is
  *    sent at t0 + i/RATE whatever the answers), while POLLERS loops read `GET /feed?limit=100` through
  *    the gateway back to back and note when each post id first appears. Visibility = first seen −
@@ -13,14 +16,14 @@
  *
  * `npx tsx bench/feed.ts` prints tables; `run()` returns the figures.
  * Env: BENCH_FEED_SECONDS (10), BENCH_FEED_REPS (3), BENCH_FEED_CONNECTIONS (64), BENCH_POST_RATE (100),
- * BENCH_POST_SECONDS (20), BENCH_POST_REPS (2), BENCH_POLLERS (2), REDIS_BROKER_URL.
+ * BENCH_POST_SECONDS (20), BENCH_POST_REPS (2), BENCH_POLLERS (2), BENCH_FEED_PACED_RATE (2000), REDIS_BROKER_URL.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
 import { newId } from '@civildiy/common';
 import { SOCIAL_SERVICES } from '@civildiy/common/testing';
-import { call, printTable, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { call, cpuSnapshot, printTable, redisPid, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const FEED_SECONDS = Number(process.env.BENCH_FEED_SECONDS ?? 10);
 const FEED_REPS = Number(process.env.BENCH_FEED_REPS ?? 3);
@@ -29,6 +32,7 @@ const POST_RATE = Number(process.env.BENCH_POST_RATE ?? 100);
 const POST_SECONDS = Number(process.env.BENCH_POST_SECONDS ?? 20);
 const POST_REPS = Number(process.env.BENCH_POST_REPS ?? 2);
 const POLLERS = Number(process.env.BENCH_POLLERS ?? 2);
+const PACED_RATE = Number(process.env.BENCH_FEED_PACED_RATE ?? 2_000);
 const USERS = 10;
 
 interface User {
@@ -67,14 +71,33 @@ interface LoadFigures {
   p99: number;
   non2xx: number;
   errors: number;
+  /** CPU time per request (µs) of the gateway, feed-service, Redis and the load generator (this process). */
+  cpuUsGateway: number;
+  cpuUsFeed: number;
+  cpuUsRedis: number;
+  cpuUsGenerator: number;
 }
 
-async function load(url: string): Promise<Omit<LoadFigures, 'target' | 'round'>> {
-  const result = await autocannon({ url, connections: CONNECTIONS, duration: FEED_SECONDS, pipelining: 1 });
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx, errors: result.errors };
+async function load(system: Slice, redis: number | undefined, url: string, overallRate?: number): Promise<Omit<LoadFigures, 'target' | 'round'>> {
+  const before = await cpuSnapshot(system, redis);
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: FEED_SECONDS, pipelining: 1, ...(overallRate ? { overallRate } : {}) });
+  const after = await cpuSnapshot(system, redis);
+  const perRequestUs = (name: string) => Number((((after[name] ?? Number.NaN) - (before[name] ?? Number.NaN)) * 1000) / result.requests.total).toFixed(0);
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    cpuUsGateway: Number(perRequestUs('gateway')),
+    cpuUsFeed: Number(perRequestUs('feed-service')),
+    cpuUsRedis: Number(perRequestUs('redis-server')),
+    cpuUsGenerator: Number(perRequestUs('generator (bench)')),
+  };
 }
 
 async function feedRead(system: Slice) {
+  const redis = await redisPid();
   const gatewayUrl = `${system.urls.gateway}/feed?limit=20`;
   const directUrl = `${system.urls.feed}/feed?limit=20`;
   // Warm-up: JIT, connection pools, the JWKS is not involved (public route, no token).
@@ -84,7 +107,7 @@ async function feedRead(system: Slice) {
   for (let round = 1; round <= FEED_REPS; round++) {
     // Alternate which goes first, so neither always runs on a warmer machine.
     const order: LoadFigures['target'][] = round % 2 === 1 ? ['gateway', 'direct'] : ['direct', 'gateway'];
-    for (const target of order) rows.push({ target, round, ...(await load(target === 'gateway' ? gatewayUrl : directUrl)) });
+    for (const target of order) rows.push({ target, round, ...(await load(system, redis, target === 'gateway' ? gatewayUrl : directUrl)) });
   }
   printTable(rows.map((row) => ({ ...row, rps: Math.round(row.rps) })));
   const ratios = Array.from({ length: FEED_REPS }, (_, index) => {
@@ -93,6 +116,14 @@ async function feedRead(system: Slice) {
     const direct = rows.find((row) => row.round === round && row.target === 'direct')!;
     return gateway.rps / direct.rps;
   });
+  // The same 64 connections at a fixed offered rate below saturation: the latency the gateway adds
+  // when the machine is not the bottleneck (autocannon corrects for coordinated omission here).
+  const paced: (LoadFigures & { offered: number })[] = [];
+  for (const target of ['gateway', 'direct'] as const) {
+    paced.push({ target, round: 1, offered: PACED_RATE, ...(await load(system, redis, target === 'gateway' ? gatewayUrl : directUrl, PACED_RATE)) });
+  }
+  console.log(`\nthe same at a fixed ${PACED_RATE} req/s offered:`);
+  printTable(paced.map((row) => ({ ...row, rps: Math.round(row.rps) })));
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const gatewayRows = rows.filter((row) => row.target === 'gateway');
   const directRows = rows.filter((row) => row.target === 'direct');
@@ -104,6 +135,7 @@ async function feedRead(system: Slice) {
     ratioPerRound: ratios.map((ratio) => Number(ratio.toFixed(3))),
     ratioMedian: Number(median(ratios).toFixed(3)),
     rounds: rows,
+    paced,
   };
   console.log(
     `feed read, median of ${FEED_REPS}: gateway ${Math.round(figures.gateway.rps)} req/s p50 ${figures.gateway.p50} ms p99 ${figures.gateway.p99} ms; ` +

@@ -24,12 +24,10 @@
  * BENCH_WORKER_CONCURRENCY (50), BENCH_NOTIFICATION_CONCURRENCY (service default 10),
  * BENCH_POLL_MS (50), BENCH_DRAIN_TIMEOUT_MS (120000), REDIS_BROKER_URL.
  */
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { Redis } from 'ioredis';
-import { REDIS_URL, call, printTable, sleep, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { call, cpuSnapshot, machineJiffies, printTable, redisPid, sleep, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const RATES = (process.env.BENCH_RATES ?? '25,50,75,100,200').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -44,7 +42,6 @@ const DRAIN_TIMEOUT_MS = Number(process.env.BENCH_DRAIN_TIMEOUT_MS ?? 120_000);
  * delivered (in flight, not a growing queue), and all are delivered within this long after.
  */
 const KEPT_UP_DRAIN_MS = 5_000;
-const CLK_TCK = 100;
 
 interface User {
   id: string;
@@ -76,46 +73,6 @@ function orderMessage(m: Message): { orderId: string; confirmed: boolean } | und
   if (!m.subject?.startsWith('Your order ')) return undefined;
   const match = ORDER_ID.exec(m.body);
   return match ? { orderId: match[1]!, confirmed: m.subject.endsWith('is confirmed') } : undefined;
-}
-
-/** utime + stime of a process, in ms. */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
-/** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
-async function machineJiffies(): Promise<{ busy: number; total: number }> {
-  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
-  const v = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = v[3]! + v[4]!;
-  return { busy: total - idle, total };
-}
-
-async function redisPid(): Promise<number | undefined> {
-  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    const info = await redis.info('server');
-    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
-    // Only meaningful when Redis runs on this host and its /proc entry is readable.
-    return Number.isFinite(pid) && (await cpuMs(pid).then(() => true).catch(() => false)) ? pid : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function cpuSnapshot(slice: Slice, redis: number | undefined): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const [name, p] of slice.processes) out[name] = await cpuMs(p.child.pid!).catch(() => Number.NaN);
-  const self = process.cpuUsage();
-  out['generator (bench)'] = (self.user + self.system) / 1000;
-  if (redis) out['redis-server'] = await cpuMs(redis).catch(() => Number.NaN);
-  return out;
 }
 
 /** Where the backlog sits, from the services' own `/metrics` gauges (sum over matching series). */

@@ -3,6 +3,8 @@
  * e2e tests use) with benchmark defaults (quiet logs), stopped on Ctrl-C or a throw too; plus HTTP and
  * statistics helpers.
  */
+import { readFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
 import { SLICE_SERVICES, startSystem, type SliceService, type SystemService, type SystemUnderTest } from '@civildiy/common/testing';
 
 export const REDIS_URL = process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379';
@@ -99,3 +101,47 @@ export function printTable(rows: Record<string, unknown>[]): void {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Clock ticks per second of /proc's CPU times (Linux: 100). */
+const CLK_TCK = 100;
+
+/** utime + stime of a process, in ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
+export async function machineJiffies(): Promise<{ busy: number; total: number }> {
+  const line = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = v[3]! + v[4]!;
+  return { busy: total - idle, total };
+}
+
+export async function redisPid(): Promise<number | undefined> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const info = await redis.info('server');
+    const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+    // Only meaningful when Redis runs on this host and its /proc entry is readable.
+    return Number.isFinite(pid) && (await cpuMs(pid).then(() => true).catch(() => false)) ? pid : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function cpuSnapshot(slice: Slice, redis: number | undefined): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const [name, p] of slice.processes) out[name] = await cpuMs(p.child.pid!).catch(() => Number.NaN);
+  const self = process.cpuUsage();
+  out['generator (bench)'] = (self.user + self.system) / 1000;
+  if (redis) out['redis-server'] = await cpuMs(redis).catch(() => Number.NaN);
+  return out;
+}
+
