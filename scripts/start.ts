@@ -69,7 +69,10 @@ const rows = selected.map((service, i) => {
   const urls = service.ports.map((port) => `http://127.0.0.1:${port}${service.docs ? '/docs' : '/metrics'}`).join('  ');
   return `  ${ready[i] ? 'ready  ' : 'NOT UP '} ${service.name.padEnd(22)} ${urls}`;
 });
+const gateway = selected.find((service) => service.name === 'gateway');
+const entry = gateway ? `The API: http://127.0.0.1:${gateway.ports[0]} (every service behind the gateway; one /docs for all).\n` : '';
 console.log(`\nCivilDIY is ${ready.every(Boolean) ? 'running' : 'partly running'} (data in ${dataDir}, Redis ${redisUrl}):\n${rows.join('\n')}\n` +
+  entry +
   `Try it: see README.md "Walk-through". Check it: npm run validate. Stop: Ctrl-C.\n`);
 
 try {

@@ -1,7 +1,8 @@
 /**
  * `npm run validate`: checks a running system (started with `npm start`) — every service's
- * readiness, then one order through the whole flow — and prints what passed and what did not.
- * Base URLs come from the same variables the services use (defaults: the standard ports).
+ * readiness, then, through the gateway, one order through the whole order flow and one post into
+ * the feeds — and prints what passed and what did not. Base URLs come from the same variables the
+ * services use (defaults: the standard ports).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -12,9 +13,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
 const port = (variable: string, fallback: number) => Number(process.env[variable] ?? fallback);
 const url = (variable: string, fallback: number) => `http://127.0.0.1:${port(variable, fallback)}`;
-const auth = url('AUTH_PORT', 8101);
-const orders = url('ORDER_PORT', 8105);
-const notifications = url('NOTIFICATION_PORT', 8106);
+// Every call of the flows goes through the gateway, as a client's would.
+const gateway = url('GATEWAY_PORT', 8000);
+const auth = gateway;
+const orders = gateway;
+const notifications = gateway;
 const timeoutMs = Number(process.env.VALIDATE_TIMEOUT_MS ?? 30_000);
 
 let failures = 0;
@@ -57,9 +60,14 @@ for (const service of SERVICES) {
   }
 }
 
-console.log('Order flow');
+const gatewayHealth = await json(`${gateway}/health`).catch((error: unknown) => ({ status: 0, body: String(error) }));
+report(gatewayHealth.status === 200, 'gateway sees every upstream', gatewayHealth.status === 200 ? '' : JSON.stringify(gatewayHealth.body));
+
+console.log('Order flow (through the gateway)');
 const name = `validate${Date.now().toString(36)}`;
 const headers = { 'content-type': 'application/json' };
+let token: string | undefined;
+let userId: string | undefined;
 try {
   const registered = await json(`${auth}/auth/register`, {
     method: 'POST',
@@ -67,6 +75,8 @@ try {
     body: JSON.stringify({ email: `${name}@example.com`, username: name, password: 'validate-the-system' }),
   });
   if (report(registered.status === 201, 'register a user', registered.status === 201 ? registered.body.user.id : JSON.stringify(registered.body))) {
+    token = registered.body.accessToken as string;
+    userId = registered.body.user.id as string;
     const bearer = { ...headers, authorization: `Bearer ${registered.body.accessToken}` };
     const catalog = await json(`${orders}/catalog`);
     const sku = catalog.body?.items?.[0]?.sku as string | undefined;
@@ -96,6 +106,39 @@ try {
   }
 } catch (error) {
   report(false, 'order flow', error instanceof Error ? error.message : String(error));
+}
+
+console.log('Post → feed flow (through the gateway)');
+if (token && userId) {
+  try {
+    const bearer = { ...headers, authorization: `Bearer ${token}` };
+    const profile = await waitFor('profile created from user.registered', async () => {
+      const response = await json(`${gateway}/profiles/me`, { headers: bearer });
+      return response.status === 200 ? (response.body as { displayName: string }) : undefined;
+    });
+    if (profile) report(true, 'profile created from user.registered', profile.displayName);
+    const posted = await json(`${gateway}/posts`, {
+      method: 'POST',
+      headers: bearer,
+      body: JSON.stringify({ title: 'Validating the system', body: 'A post written by npm run validate.', tags: ['validate'] }),
+    });
+    if (report(posted.status === 201, 'publish a post', posted.status === 201 ? posted.body.postId : JSON.stringify(posted.body))) {
+      const inFeed = await waitFor('post visible in the global feed', async () => {
+        const feed = await json(`${gateway}/feed?limit=50`);
+        return (feed.body?.items as { postId: string }[] | undefined)?.find((item) => item.postId === posted.body.postId);
+      });
+      if (inFeed) report(true, 'post visible in the global feed');
+      const inUserFeed = await waitFor("post visible in the author's feed", async () => {
+        const feed = await json(`${gateway}/feed/users/${userId}`);
+        return (feed.body?.items as { postId: string }[] | undefined)?.find((item) => item.postId === posted.body.postId);
+      });
+      if (inUserFeed) report(true, "post visible in the author's feed");
+    }
+  } catch (error) {
+    report(false, 'post → feed flow', error instanceof Error ? error.message : String(error));
+  }
+} else {
+  report(false, 'post → feed flow', 'no registered user');
 }
 
 console.log(failures === 0 ? '\nAll checks passed.' : `\n${failures} check(s) failed. Is the system running (npm start)?`);
