@@ -1,7 +1,10 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { NotFoundError } from '@civildiy/common';
-import type { App } from '@civildiy/common/service';
-import type { FastifyReply } from 'fastify';
+import { bearerToken, type App } from '@civildiy/common/service';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { EmbeddingsRequest, EmbeddingsResponse, type EmbeddingsModel } from './embeddings.ts';
 import { FaultSettings } from './faults.ts';
 import { DeclinedPayment, Payment, PaymentRequest, type PaymentLedger } from './payments.ts';
 import { Message, MessageReceipt, MessageRequest, type MessageLog } from './messaging.ts';
@@ -132,6 +135,109 @@ export function registerMessagingRoutes(app: App, deps: { calls: ProviderCalls; 
   );
 }
 
+/** OpenAI's error body, which `/v1/embeddings` answers with (not the `{ error: { code, message, details } }` of the other providers). */
+const OpenAiErrorBody = z.object({
+  error: z.object({ message: z.string(), type: z.string(), param: z.string().nullable(), code: z.string().nullable() }),
+});
+type OpenAiError = z.infer<typeof OpenAiErrorBody>['error'];
+
+function sendOpenAiError(reply: FastifyReply, status: number, error: Omit<OpenAiError, 'param'> & { param?: string | null }): FastifyReply {
+  return reply.status(status).type('application/json; charset=utf-8').send({ error: { ...error, param: error.param ?? null } });
+}
+
+/** `/input/3` → `input[3]`, as OpenAI names parameters. */
+function paramName(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
+}
+
+const FASTIFY_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json', message: 'We could not parse the JSON body of your request.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'invalid_json', message: 'The body is empty but declared as JSON.' },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'request_too_large', message: 'The request body is too large.' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'unsupported_media_type', message: 'The body must be application/json.' },
+};
+
+/** Renders every error of `/v1/embeddings` in OpenAI's shape. */
+function openAiErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const issue = error.validation[0]!;
+    const param = paramName(issue.instancePath) || null;
+    const custom = (issue.params as { params?: { code?: unknown } }).params?.code;
+    return sendOpenAiError(reply, 400, {
+      message: param ? `Invalid '${param}': ${issue.message}` : `Invalid request body: ${issue.message}`,
+      type: 'invalid_request_error',
+      param,
+      code: typeof custom === 'string' ? custom : 'invalid_value',
+    });
+  }
+  const known = error.code ? FASTIFY_ERRORS[error.code] : undefined;
+  if (known) return sendOpenAiError(reply, known.status, { message: known.message, type: 'invalid_request_error', code: known.code });
+  request.log.error({ err: error }, 'embeddings request failed');
+  return sendOpenAiError(reply, 500, { message: 'The server had an error while processing your request.', type: 'server_error', code: 'internal' });
+}
+
+/** Whether `given` is `expected`, in time independent of where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** Largest `/v1/embeddings` body: 2048 texts of 8192 tokens. */
+const EMBEDDINGS_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** `POST /v1/embeddings` (OpenAI-compatible, deterministic, no side effects). */
+export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls; model: EmbeddingsModel; apiKey?: string }): void {
+  const { calls, model, apiKey } = deps;
+
+  const checkApiKey = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (apiKey === undefined) return;
+    const given = bearerToken(request);
+    if (given !== undefined && sameSecret(given, apiKey)) return;
+    calls.countRefused('unauthorized');
+    return sendOpenAiError(reply, 401, {
+      message: given === undefined ? "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'." : 'Incorrect API key provided.',
+      type: 'invalid_request_error',
+      code: 'invalid_api_key',
+    });
+  };
+
+  app.post(
+    '/v1/embeddings',
+    {
+      onRequest: [calls.countReceived, checkApiKey],
+      bodyLimit: EMBEDDINGS_BODY_LIMIT_BYTES,
+      errorHandler: openAiErrorHandler,
+      schema: {
+        tags: ['embeddings'],
+        summary: 'Embed texts (OpenAI-compatible)',
+        description:
+          'Deterministic: the same model, dimensions and text always give the same unit vector; texts sharing words and word pairs are ' +
+          'closer than unrelated ones (hashed word and word-pair features). Errors in OpenAI\'s shape { error: { message, type, param, code } }. ' +
+          'When MOCK_EMBEDDINGS_API_KEY is set, requires Authorization: Bearer <key> (else 401 invalid_api_key).',
+        headers: z.looseObject({ authorization: z.string().optional().describe('Bearer <key>, required when the provider has a key') }),
+        body: EmbeddingsRequest,
+        response: { 200: EmbeddingsResponse, 400: OpenAiErrorBody, 401: OpenAiErrorBody, 413: OpenAiErrorBody, 500: OpenAiErrorBody, 503: OpenAiErrorBody },
+      },
+    },
+    async (request, reply) => {
+      const result = await calls.run('embedded', () => model.embed(request.body));
+      if (result.kind === 'injected_failure') {
+        reply.log.warn({ status: result.status }, 'injected failure');
+        return sendOpenAiError(reply, result.status, {
+          message: 'Injected failure (fault injection is on)',
+          type: 'server_error',
+          code: result.status === 503 ? 'provider_unavailable' : 'provider_error',
+        });
+      }
+      return result.value;
+    },
+  );
+}
+
 const Stats = z.object({
   provider: z.string(),
   callsReceived: z.number().int().describe('calls to the POST endpoint, valid or not'),
@@ -142,6 +248,8 @@ const Stats = z.object({
   declines: z.number().int().optional().describe('payments: declined payments'),
   messagesCreated: z.number().int().optional().describe('messaging: delivered messages'),
   rejections: z.number().int().optional().describe('messaging: rejected recipients'),
+  embeddingRequests: z.number().int().optional().describe('embeddings: requests answered with vectors'),
+  embeddingsCreated: z.number().int().optional().describe('embeddings: vectors returned'),
 });
 
 /** `/_admin/faults`, `/_admin/reset` and `/_admin/stats` of one provider. */

@@ -1,7 +1,8 @@
 import type { Logger } from '@civildiy/common';
 import { createServiceApp, type App } from '@civildiy/common/service';
 import type { Registry } from 'prom-client';
-import { registerAdminRoutes, registerMessagingRoutes, registerPaymentsRoutes } from './api.ts';
+import { registerAdminRoutes, registerEmbeddingsRoutes, registerMessagingRoutes, registerPaymentsRoutes } from './api.ts';
+import { EmbeddingsModel } from './embeddings.ts';
 import type { FaultSettings } from './faults.ts';
 import { MessageLog } from './messaging.ts';
 import { PaymentLedger } from './payments.ts';
@@ -31,7 +32,6 @@ function kitOptions(options: ProviderAppOptions, title: string, description: str
   };
 }
 
-
 function callsOf(provider: string, options: ProviderAppOptions): ProviderCalls {
   return new ProviderCalls(provider, {
     seed: options.seed ?? 1,
@@ -57,5 +57,27 @@ export async function buildMessagingApp(options: ProviderAppOptions): Promise<Ap
   const log = new MessageLog();
   registerMessagingRoutes(app, { calls, log });
   registerAdminRoutes(app, { calls, counts: () => log.counts(), clear: () => log.clear() });
+  return app;
+}
+
+/** How the embeddings provider answers (see {@link buildEmbeddingsApp}). */
+export interface EmbeddingsAppOptions extends ProviderAppOptions {
+  /** The vector length when a request asks for none. Default: 256. */
+  dimensions?: number;
+  /** Ignore a request's `dimensions` and always answer with {@link dimensions}, as a fixed-size model server does. Default: false. */
+  fixedDimensions?: boolean;
+  /** When set, `POST /v1/embeddings` requires `Authorization: Bearer <apiKey>` (else 401). Default: no key. */
+  apiKey?: string;
+}
+
+/** The OpenAI-compatible embeddings provider (port 8001). Does not listen. */
+export async function buildEmbeddingsApp(options: EmbeddingsAppOptions): Promise<App> {
+  const app = await createServiceApp(
+    kitOptions(options, 'Mock embeddings provider', 'Deterministic, OpenAI-compatible stand-in for an embeddings API (hashed word and word-pair features)'),
+  );
+  const calls = callsOf('embeddings', options);
+  const model = new EmbeddingsModel({ dimensions: options.dimensions ?? 256, fixedDimensions: options.fixedDimensions ?? false });
+  registerEmbeddingsRoutes(app, { calls, model, ...(options.apiKey ? { apiKey: options.apiKey } : {}) });
+  registerAdminRoutes(app, { calls, counts: () => model.counts(), clear: () => model.clear() });
   return app;
 }

@@ -19,10 +19,17 @@ export interface CallStats {
   keyConflicts: number;
 }
 
-/** What became of one call. */
-export type CallResult =
-  | { kind: 'injected_failure'; status: 500 | 503 }
-  | { kind: 'answered'; idempotencyKey: string; answer: StoredAnswer; replayed: boolean };
+/** A call answered with an injected 500/503 instead of running. */
+export interface InjectedFailure {
+  kind: 'injected_failure';
+  status: 500 | 503;
+}
+
+/** What became of one idempotent call. */
+export type CallResult = InjectedFailure | { kind: 'answered'; idempotencyKey: string; answer: StoredAnswer; replayed: boolean };
+
+/** What became of one call without side effects. */
+export type PureCallResult<T> = InjectedFailure | { kind: 'answered'; value: T };
 
 const emptyStats = (): CallStats => ({ callsReceived: 0, failuresInjected: 0, idempotentReplays: 0, keyConflicts: 0 });
 
@@ -30,6 +37,7 @@ const emptyStats = (): CallStats => ({ callsReceived: 0, failuresInjected: 0, id
  * What every side-effecting call of a provider goes through, in this order: it is counted; its
  * `Idempotency-Key` is required; the configured latency passes; an injected failure may answer it
  * (before any effect, and never stored); otherwise it runs once per key (see {@link IdempotencyStore}).
+ * Calls without side effects (embeddings) skip the key and the store: see {@link ProviderCalls.run}.
  */
 export class ProviderCalls {
   readonly faults: FaultInjector;
@@ -49,7 +57,7 @@ export class ProviderCalls {
       () =>
         new Counter({
           name: 'civildiy_mock_provider_calls_total',
-          help: 'Calls to the mock providers by outcome (succeeded, declined, delivered, rejected, replayed, injected_failure, key_conflict, missing_key)',
+          help: 'Calls to the mock providers by outcome (succeeded, declined, delivered, rejected, replayed, embedded, unauthorized, injected_failure, key_conflict, missing_key)',
           labelNames: ['provider', 'outcome'] as const,
           registers: [registry],
         }),
@@ -68,12 +76,8 @@ export class ProviderCalls {
    */
   async handle(keyHeader: string | string[] | undefined, request: unknown, execute: (idempotencyKey: string) => StoredAnswer): Promise<CallResult> {
     const key = this.requireKey(keyHeader);
-    const fault = await this.faults.beforeCall();
-    if (fault.fail) {
-      this.counts.failuresInjected += 1;
-      this.outcomes.inc({ provider: this.provider, outcome: 'injected_failure' });
-      return { kind: 'injected_failure', status: fault.status };
-    }
+    const failure = await this.injectFault();
+    if (failure) return failure;
     try {
       const { answer, replayed } = await this.idempotency.run(key, request, () => execute(key));
       if (replayed) this.counts.idempotentReplays += 1;
@@ -88,6 +92,23 @@ export class ProviderCalls {
     }
   }
 
+  /**
+   * Runs one call that has no side effect (nothing to make idempotent): the configured latency
+   * passes, an injected failure may answer it, otherwise `execute` runs and counts as `outcome`.
+   */
+  async run<T>(outcome: string, execute: () => T): Promise<PureCallResult<T>> {
+    const failure = await this.injectFault();
+    if (failure) return failure;
+    const value = execute();
+    this.outcomes.inc({ provider: this.provider, outcome });
+    return { kind: 'answered', value };
+  }
+
+  /** Counts a call refused before it ran (e.g. `unauthorized`) in the metrics. */
+  countRefused(outcome: string): void {
+    this.outcomes.inc({ provider: this.provider, outcome });
+  }
+
   /** The counters since start or the last reset. */
   stats(): CallStats {
     return { ...this.counts };
@@ -98,6 +119,14 @@ export class ProviderCalls {
     this.idempotency.clear();
     this.counts = emptyStats();
     this.faults.reset();
+  }
+
+  private async injectFault(): Promise<InjectedFailure | undefined> {
+    const fault = await this.faults.beforeCall();
+    if (!fault.fail) return undefined;
+    this.counts.failuresInjected += 1;
+    this.outcomes.inc({ provider: this.provider, outcome: 'injected_failure' });
+    return { kind: 'injected_failure', status: fault.status };
   }
 
   private requireKey(header: string | string[] | undefined): string {

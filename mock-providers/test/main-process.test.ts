@@ -22,6 +22,7 @@ interface Running {
   child: ChildProcess;
   paymentsPort: number;
   messagingPort: number;
+  embeddingsPort: number;
   /** Every stdout line so far. */
   lines: string[];
   exited: Promise<[number | null, NodeJS.Signals | null]>;
@@ -29,12 +30,20 @@ interface Running {
 
 const started: ChildProcess[] = [];
 
-/** Starts `src/main.ts` on two free ports and resolves once it logged that both listen. */
+/** Starts `src/main.ts` on three free ports and resolves once it logged that all providers listen. */
 async function startMain(env: Record<string, string> = {}): Promise<Running> {
-  const [paymentsPort, messagingPort] = [await freePort(), await freePort()];
+  const [paymentsPort, messagingPort, embeddingsPort] = [await freePort(), await freePort(), await freePort()];
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: serviceDir,
-    env: { ...process.env, MOCK_PAYMENTS_PORT: String(paymentsPort), MOCK_MESSAGING_PORT: String(messagingPort), LOG_FORMAT: 'json', LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      MOCK_PAYMENTS_PORT: String(paymentsPort),
+      MOCK_MESSAGING_PORT: String(messagingPort),
+      MOCK_EMBEDDINGS_PORT: String(embeddingsPort),
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   started.push(child);
@@ -47,8 +56,11 @@ async function startMain(env: Record<string, string> = {}): Promise<Running> {
     });
     child.once('exit', (code) => reject(new Error(`exited with ${code} before listening`)));
   });
-  return { child, paymentsPort, messagingPort, lines, exited };
+  return { child, paymentsPort, messagingPort, embeddingsPort, lines, exited };
 }
+
+const embed = (port: number, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+  fetch(`http://127.0.0.1:${port}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
 const pay = (port: number, key: string) =>
   fetch(`http://127.0.0.1:${port}/v1/payments`, {
@@ -62,10 +74,14 @@ afterEach(() => {
 });
 
 describe('src/main.ts as a real process', () => {
-  it('serves both providers on the ports from the environment, applies env faults, logs only JSON and exits 0 on SIGTERM', async () => {
+  it('serves every provider on the ports from the environment, applies env faults, logs only JSON and exits 0 on SIGTERM', async () => {
     const running = await startMain({ MOCK_PAYMENTS_FAIL_NEXT: '1' });
     const listening = JSON.parse(running.lines.at(-1)!);
-    expect(listening).toMatchObject({ payments: `http://127.0.0.1:${running.paymentsPort}`, messaging: `http://127.0.0.1:${running.messagingPort}` });
+    expect(listening).toMatchObject({
+      payments: `http://127.0.0.1:${running.paymentsPort}`,
+      messaging: `http://127.0.0.1:${running.messagingPort}`,
+      embeddings: `http://127.0.0.1:${running.embeddingsPort}`,
+    });
 
     expect((await pay(running.paymentsPort, 'process-test')).status).toBe(503); // MOCK_PAYMENTS_FAIL_NEXT=1
     expect((await pay(running.paymentsPort, 'process-test')).status).toBe(200);
@@ -76,12 +92,31 @@ describe('src/main.ts as a real process', () => {
     });
     expect(message.status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${running.messagingPort}/health/ready`)).status).toBe(200);
+    const embedded = await embed(running.embeddingsPort, { model: 'civildiy-hash-embed-1', input: ['garden bed', 'ceiling lamp'] });
+    expect(embedded.status).toBe(200);
+    expect(((await embedded.json()) as { data: { embedding: number[] }[] }).data.map((item) => item.embedding.length)).toEqual([256, 256]);
 
     running.child.kill('SIGTERM');
     const [code] = await running.exited;
     expect(code).toBe(0);
     for (const line of running.lines) expect(() => JSON.parse(line)).not.toThrow();
     expect(running.lines.some((line) => JSON.parse(line).msg === 'stopped')).toBe(true);
+  });
+
+  it('configures the embeddings provider from the environment: dimensions, fixed dimensions, API key and faults', async () => {
+    const running = await startMain({
+      MOCK_EMBEDDINGS_DIMENSIONS: '48',
+      MOCK_EMBEDDINGS_FIXED_DIMENSIONS: 'true',
+      MOCK_EMBEDDINGS_API_KEY: 'sk-env',
+      MOCK_EMBEDDINGS_FAIL_NEXT: '1',
+      MOCK_EMBEDDINGS_FAILURE_STATUS: '500',
+    });
+    const key = { authorization: 'Bearer sk-env' };
+    expect((await embed(running.embeddingsPort, { input: 'garden bed' })).status).toBe(401);
+    expect((await embed(running.embeddingsPort, { input: 'garden bed' }, key)).status).toBe(500);
+    const answer = await embed(running.embeddingsPort, { input: 'garden bed', dimensions: 256 }, key);
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as { data: { embedding: number[] }[] }).data[0]!.embedding).toHaveLength(48);
   });
 
   it('answers a call in flight at SIGTERM and still exits 0 promptly, though the client keeps its connection alive', async () => {

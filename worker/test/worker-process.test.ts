@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, newId } from '@civildiy/common';
-import { processOrder, type OrderPayload } from '@civildiy/common/contracts';
+import { createLogger, derivedId, newId } from '@civildiy/common';
+import { embedBatch, processOrder, type OrderPayload } from '@civildiy/common/contracts';
 import { TaskClient } from '@civildiy/common/tasks';
 import { freePort, startServiceProcess, type ServiceProcess, providerCall, startMockProviders, type MockProviders, repositoryRoot as root, REDIS_URL, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 
@@ -28,7 +28,7 @@ afterAll(async () => {
 });
 
 /** Starts `worker/src/main.ts` as its own process on a free port and waits until it is ready. */
-async function startWorker(): Promise<{ service: ServiceProcess; url: string }> {
+async function startWorker(env: Record<string, string> = {}): Promise<{ service: ServiceProcess; url: string }> {
   const port = await freePort();
   const service = await startServiceProcess({
     root,
@@ -37,7 +37,9 @@ async function startWorker(): Promise<{ service: ServiceProcess; url: string }> 
       WORKER_PORT: String(port),
       REDIS_KEY_PREFIX: prefix,
       PAYMENTS_URL: providers.paymentsUrl,
+      EMBEDDINGS_URL: providers.embeddingsUrl,
       SHUTDOWN_TIMEOUT_MS: '10000',
+      ...env,
     },
     readyUrl: `http://127.0.0.1:${port}/health/ready`,
   });
@@ -79,6 +81,34 @@ describe('the worker process', () => {
     expect(exit).toEqual({ code: 0, signal: null });
     const lines = logLines(service.output());
     expect(lines.some((line) => line.msg === 'stopped')).toBe(true);
+  });
+
+  it('consumes the embeddings queue by default: runs search.embed with the configured model and dimensions', async () => {
+    const { service } = await startWorker({ EMBEDDINGS_DIMENSIONS: '64' });
+    const texts = [
+      { id: 'row-1', text: 'Build a cedar raised garden bed' },
+      { id: 'row-2', text: 'Wiring a ceiling lamp' },
+    ];
+    const batchId = derivedId('worker-process-batch', newId());
+    const output = await (await client.enqueue(embedBatch, { batchId, texts }, { idempotencyKey: batchId })).result({ timeoutMs: 20_000 });
+    expect(output).toMatchObject({ batchId, model: 'civildiy-hash-embed-1', dimensions: 64 });
+    expect(output.vectors.map((vector) => [vector.id, vector.embedding.length])).toEqual([
+      ['row-1', 64],
+      ['row-2', 64],
+    ]);
+    expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+  });
+
+  it('refuses to start with a queue it has no handler for, naming WORKER_QUEUES', async () => {
+    const service = await startServiceProcess({
+      root,
+      workspace: 'worker',
+      env: { WORKER_PORT: String(await freePort()), REDIS_KEY_PREFIX: prefix, WORKER_QUEUES: 'orders,notifications' },
+    });
+    started.push(service);
+    const exit = await service.exited;
+    expect(exit.code).not.toBe(0);
+    expect(service.output()).toContain('WORKER_QUEUES');
   });
 
   it('on SIGTERM finishes the order it is running before it exits 0', async () => {

@@ -3,3 +3,4 @@ export * from './orders.ts';
 export * from './notifications.ts';
 export * from './profiles.ts';
 export * from './posts.ts';
+export * from './search.ts';

@@ -35,6 +35,16 @@ export interface ProviderClientOptions {
   metricsRegistry?: Registry;
 }
 
+/** Options of one {@link ProviderHttp.post} call. */
+export interface ProviderPostOptions {
+  /** Sent as `Idempotency-Key` (providers with side effects). Default: none. */
+  idempotencyKey?: string;
+  /** Cancels the call (the caller's deadline); the abort reason is rethrown. */
+  signal?: AbortSignal;
+  /** Extra headers, e.g. `authorization`. Never logged. */
+  headers?: Record<string, string>;
+}
+
 /** The state of a client's circuit breaker. */
 export type CircuitStateName = 'closed' | 'open' | 'half_open' | 'isolated';
 
@@ -56,13 +66,25 @@ const STATE_NAMES: Record<CircuitState, CircuitStateName> = {
 const RETRYABLE_CLIENT_STATUSES = new Set([408, 429]);
 
 const ErrorEnvelope = z.looseObject({
-  error: z.looseObject({ code: z.string(), message: z.string().optional(), details: z.unknown().optional() }),
+  error: z.looseObject({
+    code: z.string().nullish(),
+    type: z.string().optional(),
+    message: z.string().optional(),
+    details: z.unknown().optional(),
+  }),
 });
 
-/** The `{ error: { code, message, details? } }` of an answer, when it has one. */
+/**
+ * The error of an answer, when it has one: ours `{ error: { code, message, details? } }` or OpenAI's
+ * `{ error: { message, type, code } }` (whose `code` may be null: then `type` is the code).
+ */
 export function errorOf(answer: ProviderAnswer): { code: string; message?: string; details?: unknown } | undefined {
   const parsed = ErrorEnvelope.safeParse(answer.body);
-  return parsed.success ? parsed.data.error : undefined;
+  if (!parsed.success) return undefined;
+  const { code, type, message, details } = parsed.data.error;
+  const stable = code ?? type;
+  if (stable === undefined) return undefined;
+  return { code: stable, ...(message === undefined ? {} : { message }), ...(details === undefined ? {} : { details }) };
 }
 
 /**
@@ -100,8 +122,8 @@ function parseBody(text: string): unknown {
 
 /**
  * The HTTP layer every provider client shares: JSON over global `fetch` with a per-call timeout
- * (`AbortSignal.any([timeout, caller signal])`), the `Idempotency-Key` and `X-Request-ID` headers, a
- * circuit breaker counting only unavailability, and metrics. It throws
+ * (`AbortSignal.any([timeout, caller signal])`), the `Idempotency-Key` (when given), `X-Request-ID`
+ * and caller headers, a circuit breaker counting only unavailability, and metrics. It throws
  * {@link ProviderUnavailableError} for unavailability, rethrows the caller's abort reason when the
  * caller cancelled, and returns every other answer for the client to classify.
  */
@@ -109,6 +131,9 @@ export class ProviderHttp {
   private readonly baseUrl: string;
   private readonly timeoutMs: number;
   private readonly breaker: CircuitBreakerPolicy | undefined;
+  private halfOpenAfterMs = 10_000;
+  /** When the circuit last opened (`Date.now()`). */
+  private openedAt = 0;
   private readonly calls: Counter<'provider' | 'outcome'>;
 
   constructor(
@@ -142,14 +167,18 @@ export class ProviderHttp {
         }),
     );
     if (options.breaker === false) return;
+    this.halfOpenAfterMs = options.breaker?.halfOpenAfterMs ?? 10_000;
     this.breaker = circuitBreaker(
       handleWhen((error) => error instanceof ProviderUnavailableError),
       {
-        halfOpenAfter: options.breaker?.halfOpenAfterMs ?? 10_000,
+        halfOpenAfter: this.halfOpenAfterMs,
         breaker: new ConsecutiveBreaker(options.breaker?.consecutiveFailures ?? 5),
       },
     );
     circuitGauge.set({ provider }, CircuitState.Closed);
+    this.breaker.onBreak(() => {
+      this.openedAt = Date.now();
+    });
     this.breaker.onStateChange((state) => {
       circuitGauge.set({ provider }, state);
       const fields = { provider, circuit: STATE_NAMES[state] };
@@ -169,12 +198,13 @@ export class ProviderHttp {
   }
 
   /**
-   * POSTs `body` as JSON to `path` through the circuit breaker.
+   * POSTs `body` as JSON to `path` through the circuit breaker, with `options.headers`, the
+   * `Idempotency-Key` when given and the current correlation id as `X-Request-ID`.
    * @throws ProviderUnavailableError on 5xx, 408, 429, timeout, network error (`provider.unavailable`)
    *   or an open circuit (`provider.circuit_open`).
    * @throws the caller's `signal.reason` when the caller aborted.
    */
-  async post(path: string, body: unknown, options: { idempotencyKey: string; signal?: AbortSignal }): Promise<ProviderAnswer> {
+  async post(path: string, body: unknown, options: ProviderPostOptions = {}): Promise<ProviderAnswer> {
     const call = () => this.send(path, body, options);
     if (!this.breaker) return call();
     try {
@@ -182,23 +212,27 @@ export class ProviderHttp {
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         this.record('circuit_open');
+        // Until the circuit lets a trial call through (at least 1 s: a trial may be running now).
+        const deferMs = Math.max(1_000, this.openedAt + this.halfOpenAfterMs - Date.now());
         throw new ProviderUnavailableError(this.provider, `The circuit to the ${this.provider} provider is open; not calling it`, 'provider.circuit_open', {
           cause: error,
+          deferMs: Math.min(deferMs, this.halfOpenAfterMs),
         });
       }
       throw error;
     }
   }
 
-  private async send(path: string, body: unknown, options: { idempotencyKey: string; signal?: AbortSignal }): Promise<ProviderAnswer> {
+  private async send(path: string, body: unknown, options: ProviderPostOptions): Promise<ProviderAnswer> {
     const callerSignal = options.signal;
     callerSignal?.throwIfAborted();
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const headers: Record<string, string> = {
+      ...options.headers,
       'content-type': 'application/json',
       accept: 'application/json',
-      'idempotency-key': options.idempotencyKey,
     };
+    if (options.idempotencyKey !== undefined) headers['idempotency-key'] = options.idempotencyKey;
     const correlationId = currentContext()?.correlationId;
     if (correlationId) headers['x-request-id'] = correlationId;
 

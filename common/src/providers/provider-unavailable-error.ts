@@ -12,16 +12,22 @@ export type ProviderUnavailableCode = 'provider.unavailable' | 'provider.circuit
 export class ProviderUnavailableError extends ServiceUnavailableError {
   /** Always true: retrying later may succeed. */
   readonly retryable = true;
-  /** The provider's name (`payments`, `messaging`). */
+  /** The provider's name (`payments`, `messaging`, `embeddings`). */
   readonly provider: string;
   /** The provider's HTTP status, when it answered. */
   readonly upstreamStatus?: number;
+  /**
+   * Set when the call was refused without trying (open circuit): how long until the circuit lets a
+   * trial call through. The task runtime then delays the job that long without counting the attempt
+   * (see `deferralOf` in `@civildiy/common/tasks`).
+   */
+  readonly deferMs?: number;
 
   constructor(
     provider: string,
     message: string,
     code: ProviderUnavailableCode = 'provider.unavailable',
-    options: { upstreamStatus?: number; cause?: unknown } = {},
+    options: { upstreamStatus?: number; cause?: unknown; deferMs?: number } = {},
   ) {
     super(message, code, {
       details: { provider, ...(options.upstreamStatus === undefined ? {} : { upstreamStatus: options.upstreamStatus }) },
@@ -29,6 +35,7 @@ export class ProviderUnavailableError extends ServiceUnavailableError {
     });
     this.provider = provider;
     if (options.upstreamStatus !== undefined) this.upstreamStatus = options.upstreamStatus;
+    if (options.deferMs !== undefined) this.deferMs = options.deferMs;
   }
 }
 

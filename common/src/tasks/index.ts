@@ -10,6 +10,7 @@ export { DeadLetters, type DeadLetter, type DeadLetterSummary, type DeadLetterPa
 export { chain, type ChainFirstStep, type ChainNextStep, type ChainOptions } from './chain.ts';
 export { schedule, unschedule, type ScheduleOptions } from './schedule.ts';
 export { computeBackoffMs, type BackoffPolicy } from './backoff.ts';
+export { deferralOf } from './deferral.ts';
 export { TaskFailedError } from './task-failed-error.ts';
 export { TaskTimeoutError } from './task-timeout-error.ts';
 export { taskMetrics, DEPTH_STATES, DURATION_BUCKETS, type TaskMetrics, type TaskOutcome, type QueueDepthSource, type AttemptSeries } from './metrics.ts';

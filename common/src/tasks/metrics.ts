@@ -7,9 +7,11 @@ import { Counter, Gauge, register as globalRegistry, type Metric, type Registry 
  * - `retried`: the attempt failed and another one is scheduled;
  * - `failed`: the attempt failed permanently (`PermanentError`, invalid input, unknown task): the
  *   job became a dead letter without retry;
- * - `dead_lettered`: the last allowed attempt failed: the job became a dead letter.
+ * - `dead_lettered`: the last allowed attempt failed: the job became a dead letter;
+ * - `deferred`: the handler could not start its work now through no fault of the job (an open
+ *   circuit to a provider, see {@link deferralOf}): the job runs again later, the attempt not counted.
  */
-export type TaskOutcome = 'completed' | 'retried' | 'failed' | 'dead_lettered';
+export type TaskOutcome = 'completed' | 'retried' | 'failed' | 'dead_lettered' | 'deferred';
 
 /** A queue whose job counts feed `civildiy_task_queue_depth` at scrape time. */
 export interface QueueDepthSource {

@@ -1,10 +1,11 @@
-import { Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
 import { runWithContext, type RequestContext } from '../context/index.ts';
 import { AppError, PermanentError, isPermanentError } from '../errors/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
 import { computeBackoffMs } from './backoff.ts';
+import { deferralOf } from './deferral.ts';
 import { releaseConnection, resolveConnection, type OwnedConnection, type TaskConnection } from './connection.ts';
 import { findTask, type TaskDefinition } from './define.ts';
 import { errorCode, errorMessage, type AttemptRecord, type TaskJobData } from './job-data.ts';
@@ -87,7 +88,7 @@ class WorkerShutdownError extends Error {
   }
 }
 
-const OUTCOMES: readonly TaskOutcome[] = ['completed', 'retried', 'failed', 'dead_lettered'];
+const OUTCOMES: readonly TaskOutcome[] = ['completed', 'retried', 'failed', 'dead_lettered', 'deferred'];
 
 /**
  * The consuming side of the task queue: one BullMQ `Worker` per queue, dispatching jobs to the
@@ -383,6 +384,19 @@ export class TaskWorker {
         return new WaitingError();
       } catch {
         return error; // lock already lost: stalled-job recovery brings it back
+      }
+    }
+    const deferMs = deferralOf(error);
+    if (deferMs !== undefined) {
+      // Not the job's fault either (e.g. an open circuit refused the call without trying): run it
+      // again after the delay, without using up an attempt.
+      try {
+        await job.moveToDelayed(Date.now() + deferMs, token);
+        (registration?.metrics.deferred ?? this.metrics.series(job.name, job.queueName, 'deferred')).record((performance.now() - started) / 1000);
+        this.logger.info({ task: job.name, jobId: job.id, attempt, deferMs, code: errorCode(error) }, 'task deferred: it runs again later, the attempt not counted');
+        return new DelayedError();
+      } catch (moveError) {
+        this.logger.warn({ err: moveError, jobId: job.id }, 'could not defer the job; counting the attempt as a failure');
       }
     }
     const permanent = isPermanentError(error) || error instanceof UnrecoverableError || (error instanceof Error && error.name === 'UnrecoverableError');

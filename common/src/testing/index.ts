@@ -2,7 +2,7 @@
 export { createTestTokens, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
-export { providerCall, repositoryRoot, startMockProviders, type MockProviders } from './mock-providers.ts';
+export { providerCall, repositoryRoot, startMockProviders, type MockProviders, type StartMockProvidersOptions } from './mock-providers.ts';
 export {
   SLICE_SERVICES,
   SOCIAL_SERVICES,

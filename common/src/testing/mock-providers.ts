@@ -10,23 +10,41 @@ export interface MockProviders {
   process: ServiceProcess;
   paymentsUrl: string;
   messagingUrl: string;
+  /** The OpenAI-compatible embeddings provider (`POST /v1/embeddings`), e.g. for `EMBEDDINGS_URL`. */
+  embeddingsUrl: string;
   stop(): Promise<void>;
 }
 
-/** Starts mock-providers (`src/main.ts` as a child process) and waits until both providers are ready. */
-export async function startMockProviders(): Promise<MockProviders> {
-  const [paymentsPort, messagingPort] = await Promise.all([freePort(), freePort()]);
+/** Options of {@link startMockProviders}. */
+export interface StartMockProvidersOptions {
+  /**
+   * Environment on top of the defaults, e.g. `{ MOCK_EMBEDDINGS_DIMENSIONS: '64', MOCK_EMBEDDINGS_FIXED_DIMENSIONS: 'true' }`
+   * or `{ MOCK_EMBEDDINGS_API_KEY: 'sk-test' }`. The ports are always free ones chosen here.
+   */
+  env?: Record<string, string>;
+}
+
+/** Starts mock-providers (`src/main.ts` as a child process) and waits until every provider is ready. */
+export async function startMockProviders(options: StartMockProvidersOptions = {}): Promise<MockProviders> {
+  const [paymentsPort, messagingPort, embeddingsPort] = await Promise.all([freePort(), freePort(), freePort()]);
   const service = await startServiceProcess({
     root: repositoryRoot,
     workspace: 'mock-providers',
-    env: { MOCK_PAYMENTS_PORT: String(paymentsPort), MOCK_MESSAGING_PORT: String(messagingPort), LOG_LEVEL: 'warn' },
-    // The messaging app listens after the payments app: ready here means both are.
-    readyUrl: `http://127.0.0.1:${messagingPort}/health/ready`,
+    env: {
+      LOG_LEVEL: 'warn',
+      ...options.env,
+      MOCK_PAYMENTS_PORT: String(paymentsPort),
+      MOCK_MESSAGING_PORT: String(messagingPort),
+      MOCK_EMBEDDINGS_PORT: String(embeddingsPort),
+    },
+    // The embeddings app listens after the other two: ready here means all are.
+    readyUrl: `http://127.0.0.1:${embeddingsPort}/health/ready`,
   });
   return {
     process: service,
     paymentsUrl: `http://127.0.0.1:${paymentsPort}`,
     messagingUrl: `http://127.0.0.1:${messagingPort}`,
+    embeddingsUrl: `http://127.0.0.1:${embeddingsPort}`,
     stop: async () => {
       await service.stop('SIGTERM');
     },

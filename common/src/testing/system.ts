@@ -54,6 +54,7 @@ export interface SystemUnderTest {
     notifications: string;
     payments: string;
     messaging: string;
+    embeddings: string;
     worker: string;
     gateway: string;
   };
@@ -101,6 +102,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
   const allocated = await Promise.all(SYSTEM_SERVICES.map(() => freePort()));
   const ports = Object.fromEntries(SYSTEM_SERVICES.map((name, index) => [name, allocated[index]!])) as Record<SystemService, number>;
   const messaging = await freePort();
+  const embeddings = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-system-'));
   const prefix = `sut-${newId().slice(-12)}`;
   const url = (port: number) => `http://127.0.0.1:${port}`;
@@ -117,9 +119,11 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     GATEWAY_PORT: String(ports.gateway),
     MOCK_PAYMENTS_PORT: String(ports['mock-providers']),
     MOCK_MESSAGING_PORT: String(messaging),
+    MOCK_EMBEDDINGS_PORT: String(embeddings),
     AUTH_JWKS_URL: `${url(ports['auth-service'])}/.well-known/jwks.json`,
     PAYMENTS_URL: url(ports['mock-providers']),
     MESSAGING_URL: url(messaging),
+    EMBEDDINGS_URL: url(embeddings),
     // Upstreams of the gateway (static discovery).
     AUTH_URL: url(ports['auth-service']),
     PROFILE_URL: url(ports['profile-service']),
@@ -164,6 +168,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       notifications: url(ports['notification-service']),
       payments: url(ports['mock-providers']),
       messaging: url(messaging),
+      embeddings: url(embeddings),
       worker: url(ports.worker),
       gateway: url(ports.gateway),
     },

@@ -14,7 +14,7 @@ export interface ServiceInfo {
 
 /** Every process `npm start` runs, in start order (providers first, then the services that call them). */
 export const SERVICES: readonly ServiceInfo[] = [
-  { name: 'mock-providers', portVariable: 'MOCK_PAYMENTS_PORT', ports: [8003, 8002], role: 'payments (8003) and messaging (8002) stand-ins', docs: true },
+  { name: 'mock-providers', portVariable: 'MOCK_PAYMENTS_PORT', ports: [8003, 8002, 8001], role: 'payments (8003), messaging (8002) and embeddings (8001) stand-ins', docs: true },
   { name: 'auth-service', portVariable: 'AUTH_PORT', ports: [8101], role: 'users, tokens, JWKS', docs: true },
   { name: 'profile-service', portVariable: 'PROFILE_PORT', ports: [8102], role: 'user profiles', docs: true },
   { name: 'posts-service', portVariable: 'POSTS_PORT', ports: [8103], role: 'posts (write model, outbox to posts-events)', docs: true },
