@@ -8,6 +8,7 @@ const workspaces = [
   'profile-service',
   'posts-service',
   'feed-service',
+  'search-service',
   'order-service',
   'notification-service',
   'worker',

@@ -13,6 +13,7 @@ const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
   tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
   'order-flow': async () => (await import('./order-flow.ts')).run(),
   feed: async () => (await import('./feed.ts')).run(),
+  search: async () => (await import('./search.ts')).run(),
   memory: async () => (await import('./memory.ts')).run(),
 };
 

@@ -15,6 +15,7 @@ import { notificationServiceEnv } from 'notification-service/config';
 import { orderServiceEnv } from 'order-service/config';
 import { postsServiceEnv } from 'posts-service/config';
 import { profileServiceEnv } from 'profile-service/config';
+import { searchServiceEnv } from 'search-service/config';
 import { workerEnv } from 'worker/config';
 
 const sections: [string, z.ZodObject][] = [
@@ -24,6 +25,7 @@ const sections: [string, z.ZodObject][] = [
   ['profile-service', profileServiceEnv],
   ['posts-service', postsServiceEnv],
   ['feed-service', feedServiceEnv],
+  ['search-service', searchServiceEnv],
   ['order-service', orderServiceEnv],
   ['notification-service', notificationServiceEnv],
   ['worker', workerEnv],

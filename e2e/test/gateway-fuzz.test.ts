@@ -16,7 +16,7 @@ let userId: string;
 
 beforeAll(async () => {
   system = await startSystem({
-    services: ['mock-providers', 'auth-service', 'profile-service', 'posts-service', 'feed-service', 'order-service', 'notification-service', 'gateway'],
+    services: ['mock-providers', 'auth-service', 'profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service', 'gateway'],
     env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
   });
   gateway = system.urls.gateway;
@@ -68,6 +68,10 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'DELETE', path: '/posts/{id}' },
   { method: 'GET', path: '/feed' },
   { method: 'GET', path: '/feed/users/{id}' },
+  { method: 'GET', path: '/search' },
+  { method: 'GET', path: '/search/similar/{id}' },
+  { method: 'GET', path: '/search/index/status' },
+  { method: 'POST', path: '/search/index/failed/redrive', body: {} },
   { method: 'GET', path: '/catalog' },
   { method: 'POST', path: '/orders', body: { lines: [{ sku: 'KIT-SHELF-01', quantity: 1 }] } },
   { method: 'GET', path: '/orders' },
@@ -109,7 +113,7 @@ const bodyFor = (valid: Record<string, unknown> | undefined) =>
   );
 
 const query = fc.dictionary(
-  fc.constantFrom('limit', 'cursor', 'author', 'tag', 'username', 'q', 'x'),
+  fc.constantFrom('limit', 'cursor', 'author', 'tag', 'username', 'q', 'exact', 'x'),
   fc.oneof(fc.string({ maxLength: 50 }), fc.integer().map(String), fc.uuid(), fc.constantFrom('-1', '0', '101', '1e9', 'NaN', '%', '[]')),
   { maxKeys: 3 },
 );

@@ -61,6 +61,7 @@ beforeAll(async () => {
   gateway = await startGateway({
     auth: tokens.keys,
     urls: { 'posts-service': posts.url, 'feed-service': feed.url, 'profile-service': await deadUrl() },
+    unconfigured: ['search-service'],
     env: { GATEWAY_DOCS_CACHE_MS: '0' },
   });
 });
@@ -122,7 +123,7 @@ describe('GET /health', () => {
 
   it('answers 200 when every configured upstream is ready, and 503 again when one reports not ready', async () => {
     const urls = Object.fromEntries(
-      ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'order-service', 'notification-service'].map((service) => [service, everyone.url]),
+      ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service'].map((service) => [service, everyone.url]),
     );
     const allUp = await startGateway({ auth: tokens.keys, urls });
     try {

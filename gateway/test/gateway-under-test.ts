@@ -1,7 +1,6 @@
 import { createLogger, loadConfig } from '@civildiy/common';
-import { StaticDiscovery } from '@civildiy/common/discovery';
+import { ServiceNotFoundError, StaticDiscovery, type ServiceDiscovery } from '@civildiy/common/discovery';
 import type { App, KeySource } from '@civildiy/common/service';
-import { PLANNED_SERVICES } from '@civildiy/common/topology';
 import { REDIS_URL, freePort, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import { ROUTED_SERVICES, gatewayEnv } from '../src/config.ts';
@@ -20,14 +19,38 @@ export async function deadUrl(): Promise<string> {
   return `http://127.0.0.1:${await freePort()}`;
 }
 
+/** A discovery that knows nothing of some services (as Consul would with no healthy instance). */
+class WithoutServices implements ServiceDiscovery {
+  constructor(
+    private readonly inner: ServiceDiscovery,
+    private readonly missing: ReadonlySet<string>,
+  ) {}
+
+  resolve(service: string): Promise<string> {
+    if (this.missing.has(service)) return Promise.reject(new ServiceNotFoundError(service, `No URL is configured for ${service}`));
+    return this.inner.resolve(service);
+  }
+
+  async instances(service: string): Promise<string[]> {
+    return this.missing.has(service) ? [] : this.inner.instances(service);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 /**
  * Builds and starts the gateway in this process. `urls` maps service names to base URLs; every other
  * routed service gets a URL where nothing listens, so a test never reaches a real service on this
- * machine (planned services stay unconfigured). Budgets are unlimited unless `env` sets them.
+ * machine, except those in `unconfigured`, which discovery does not find at all. Budgets are
+ * unlimited unless `env` sets them.
  */
 export async function startGateway(options: {
   auth: KeySource;
   urls: Record<string, string>;
+  /** Services discovery has no instance of. */
+  unconfigured?: readonly string[];
   env?: Record<string, string>;
   /** Default: the test Redis. */
   redisUrl?: string;
@@ -44,10 +67,9 @@ export async function startGateway(options: {
   const logger = createLogger({ service: 'gateway', level: 'silent' });
   const urls: Record<string, string> = {};
   for (const service of ROUTED_SERVICES) {
-    const url = options.urls[service] ?? (PLANNED_SERVICES.includes(service) ? undefined : await deadUrl());
-    if (url) urls[service] = url;
+    urls[service] = options.urls[service] ?? (await deadUrl());
   }
-  const discovery = new StaticDiscovery({ urls, env: {} });
+  const discovery = new WithoutServices(new StaticDiscovery({ urls, env: {} }), new Set(options.unconfigured ?? []));
   const rateLimitRedis = createRateLimitRedis(options.redisUrl ?? REDIS_URL, logger);
   if (!options.redisUrl) await connected(rateLimitRedis, 5_000);
   const app = await buildApp({ config, logger, auth: options.auth, discovery, rateLimitRedis });

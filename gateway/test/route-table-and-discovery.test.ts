@@ -59,10 +59,10 @@ describe('static discovery', () => {
     expect(picks).toEqual(['http://a:1', 'http://b:2', 'http://a:1']);
   });
 
-  it('does not find a planned service without a URL, and finds it once SEARCH_URL is set', async () => {
-    await expect(new StaticDiscovery({ env: {} }).resolve('search-service')).rejects.toBeInstanceOf(ServiceNotFoundError);
-    expect(await new StaticDiscovery({ env: {} }).instances('search-service')).toEqual([]);
-    expect(await new StaticDiscovery({ env: { SEARCH_URL: 'http://127.0.0.1:8107' } }).resolve('search-service')).toBe('http://127.0.0.1:8107');
+  it('does not find a service with neither a URL nor a known port, and finds it once its <NAME>_URL is set', async () => {
+    await expect(new StaticDiscovery({ env: {} }).resolve('inventory-service')).rejects.toBeInstanceOf(ServiceNotFoundError);
+    expect(await new StaticDiscovery({ env: {} }).instances('inventory-service')).toEqual([]);
+    expect(await new StaticDiscovery({ env: { INVENTORY_URL: 'http://127.0.0.1:8109' } }).resolve('inventory-service')).toBe('http://127.0.0.1:8109');
   });
 
   it('refuses a malformed URL, naming its variable', () => {

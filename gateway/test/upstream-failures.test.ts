@@ -15,7 +15,7 @@ beforeAll(async () => {
   [posts, feed] = await Promise.all([startStubUpstream('posts-service'), startStubUpstream('feed-service', { slowMs: 3_000 })]);
   const urls = { 'posts-service': posts.url, 'feed-service': feed.url, 'profile-service': await deadUrl() };
   [gateway, corsGateway] = await Promise.all([
-    startGateway({ auth: tokens.keys, urls, env: { GATEWAY_UPSTREAM_TIMEOUT_MS: '300', GATEWAY_BODY_LIMIT_BYTES: '1024' } }),
+    startGateway({ auth: tokens.keys, urls, unconfigured: ['search-service'], env: { GATEWAY_UPSTREAM_TIMEOUT_MS: '300', GATEWAY_BODY_LIMIT_BYTES: '1024' } }),
     startGateway({ auth: tokens.keys, urls, env: { GATEWAY_CORS_ORIGINS: 'https://app.example,https://admin.example' } }),
   ]);
 });
@@ -37,7 +37,7 @@ describe('upstream failures', () => {
     expect(response.headers.get('x-request-id')).toBeTruthy();
   });
 
-  it('answers 502 gateway.upstream_unavailable for a routed service that has no URL yet (search-service)', async () => {
+  it('answers 502 gateway.upstream_unavailable for a routed service discovery knows no instance of', async () => {
     const response = await fetch(`${gateway.url}/search?q=shelf`);
     expect(response.status).toBe(502);
     expect(await response.json()).toMatchObject({ error: { code: 'gateway.upstream_unavailable' } });

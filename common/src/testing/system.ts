@@ -13,6 +13,7 @@ export const SYSTEM_SERVICES = [
   'profile-service',
   'posts-service',
   'feed-service',
+  'search-service',
   'order-service',
   'notification-service',
   'worker',
@@ -30,7 +31,7 @@ export const SOCIAL_SERVICES = ['auth-service', 'profile-service', 'posts-servic
 /** Start stages: a stage starts once every process of the earlier ones is ready (the gateway last, so its upstreams answer). */
 const STAGES: readonly (readonly SystemService[])[] = [
   ['mock-providers', 'auth-service'],
-  ['profile-service', 'posts-service', 'feed-service', 'order-service', 'notification-service', 'worker'],
+  ['profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service', 'worker'],
   ['gateway'],
 ];
 
@@ -50,6 +51,7 @@ export interface SystemUnderTest {
     profiles: string;
     posts: string;
     feed: string;
+    search: string;
     orders: string;
     notifications: string;
     payments: string;
@@ -113,6 +115,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     PROFILE_PORT: String(ports['profile-service']),
     POSTS_PORT: String(ports['posts-service']),
     FEED_PORT: String(ports['feed-service']),
+    SEARCH_PORT: String(ports['search-service']),
     ORDER_PORT: String(ports['order-service']),
     NOTIFICATION_PORT: String(ports['notification-service']),
     WORKER_PORT: String(ports.worker),
@@ -129,6 +132,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     PROFILE_URL: url(ports['profile-service']),
     POSTS_URL: url(ports['posts-service']),
     FEED_URL: url(ports['feed-service']),
+    SEARCH_URL: url(ports['search-service']),
     ORDER_URL: url(ports['order-service']),
     NOTIFICATION_URL: url(ports['notification-service']),
     ARGON2_MEMORY_KIB: '1024',
@@ -164,6 +168,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       profiles: url(ports['profile-service']),
       posts: url(ports['posts-service']),
       feed: url(ports['feed-service']),
+      search: url(ports['search-service']),
       orders: url(ports['order-service']),
       notifications: url(ports['notification-service']),
       payments: url(ports['mock-providers']),

@@ -19,6 +19,7 @@ export const SERVICES: readonly ServiceInfo[] = [
   { name: 'profile-service', portVariable: 'PROFILE_PORT', ports: [8102], role: 'user profiles', docs: true },
   { name: 'posts-service', portVariable: 'POSTS_PORT', ports: [8103], role: 'posts (write model, outbox to posts-events)', docs: true },
   { name: 'feed-service', portVariable: 'FEED_PORT', ports: [8104], role: 'activity feeds (read model in Redis)', docs: true },
+  { name: 'search-service', portVariable: 'SEARCH_PORT', ports: [8107], role: 'semantic search over posts (pgvector)', docs: true },
   { name: 'order-service', portVariable: 'ORDER_PORT', ports: [8105], role: 'catalog and orders', docs: true },
   { name: 'notification-service', portVariable: 'NOTIFICATION_PORT', ports: [8106], role: 'notifications', docs: true },
   { name: 'worker', portVariable: 'WORKER_PORT', ports: [8108], role: 'dedicated task worker (health, metrics)', docs: false },

@@ -48,7 +48,7 @@ export interface GatewayRoute {
 }
 
 /** Services the route table already names that do not run yet; they have no default URL. */
-export const PLANNED_SERVICES: readonly string[] = ['search-service'];
+export const PLANNED_SERVICES: readonly string[] = [];
 
 /**
  * The gateway's route table: the first entry whose prefix and method match a request wins, so a
@@ -69,6 +69,8 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
   { prefix: '/catalog', service: 'order-service', methods: ['GET'], access: 'public' },
   { prefix: '/orders', service: 'order-service', access: 'protected' },
   { prefix: '/notifications', service: 'notification-service', access: 'protected' },
+  // The index's state (failed rows carry provider errors) and its redrive are for signed-in users only.
+  { prefix: '/search/index', service: 'search-service', access: 'protected' },
   { prefix: '/search', service: 'search-service', methods: ['GET'], access: 'public' },
 ];
 

@@ -1,0 +1,237 @@
+/**
+ * Search benchmarks (flow 5.3) on real processes: auth, posts, search-service, the worker(s) and
+ * the mock providers (embeddings: deterministic hashed word/bigram vectors, 256 dimensions), public
+ * HTTP APIs only.
+ *
+ * 1. Indexing throughput, event to searchable: INDEX_POSTS posts are written while search-service
+ *    is stopped (so they wait in `posts-events`), then search-service starts and the clock runs
+ *    until `GET /search/index/status` shows every one indexed. Posts/s with 1 and with 2 worker
+ *    processes (each with WORKER_CONCURRENCY), a fresh system each.
+ * 2. Query latency over SEARCH_POSTS indexed posts: QUERIES distinct queries sent by CONCURRENCY
+ *    closed-loop clients for QUERY_SECONDS, once with the HNSW index and once exact (`exact=true`,
+ *    the same query without the index), alternating, REPS rounds. p50/p99 and queries/s; recall@10
+ *    of HNSW against exact over the same queries. Goals: HNSW p99 < 50 ms, recall@10 ≥ 0.95.
+ *
+ * `npx tsx bench/search.ts` prints tables; `run()` returns the figures.
+ * Env: BENCH_INDEX_POSTS (2000), BENCH_SEARCH_POSTS (10000), BENCH_SEARCH_CONCURRENCY (16),
+ * BENCH_SEARCH_SECONDS (10), BENCH_SEARCH_REPS (2), BENCH_SEARCH_QUERIES (200), REDIS_BROKER_URL.
+ */
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { newId } from '@civildiy/common';
+import type { SystemService } from '@civildiy/common/testing';
+import { call, printTable, startSlice, stopAll, summary, type Slice } from './system.ts';
+
+const INDEX_POSTS = Number(process.env.BENCH_INDEX_POSTS ?? 2_000);
+const SEARCH_POSTS = Number(process.env.BENCH_SEARCH_POSTS ?? 10_000);
+const CONCURRENCY = Number(process.env.BENCH_SEARCH_CONCURRENCY ?? 16);
+const QUERY_SECONDS = Number(process.env.BENCH_SEARCH_SECONDS ?? 10);
+const REPS = Number(process.env.BENCH_SEARCH_REPS ?? 2);
+const QUERIES = Number(process.env.BENCH_SEARCH_QUERIES ?? 200);
+const WRITERS = 8;
+
+const SERVICES: SystemService[] = ['mock-providers', 'auth-service', 'posts-service', 'search-service', 'worker'];
+
+/** A small deterministic generator (mulberry32), so every run indexes the same corpus. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+const TOPICS: Record<string, string[]> = {
+  woodworking: ['oak', 'plywood', 'dovetail', 'joinery', 'chisel', 'plane', 'workbench', 'sanding', 'glue', 'clamp', 'walnut', 'shelf', 'stool', 'mortise', 'tenon'],
+  plumbing: ['pipe', 'leak', 'faucet', 'valve', 'drain', 'copper', 'solder', 'washer', 'trap', 'shower', 'sink', 'fitting', 'pressure', 'boiler', 'radiator'],
+  electrical: ['wiring', 'socket', 'switch', 'lamp', 'circuit', 'breaker', 'cable', 'dimmer', 'fuse', 'led', 'fixture', 'junction', 'voltage', 'ceiling', 'outlet'],
+  garden: ['raised', 'bed', 'cedar', 'compost', 'soil', 'tomato', 'trellis', 'irrigation', 'mulch', 'planter', 'seedling', 'greenhouse', 'hedge', 'lawn', 'herb'],
+  tiling: ['tile', 'grout', 'mortar', 'backsplash', 'spacer', 'ceramic', 'porcelain', 'bathroom', 'floor', 'trowel', 'sealant', 'mosaic', 'cutter', 'level', 'adhesive'],
+  painting: ['primer', 'roller', 'brush', 'emulsion', 'masking', 'tape', 'wall', 'colour', 'varnish', 'stain', 'sandpaper', 'filler', 'coat', 'gloss', 'matte'],
+  insulation: ['loft', 'attic', 'foam', 'draught', 'wool', 'vapour', 'barrier', 'window', 'door', 'seal', 'thermal', 'cavity', 'board', 'heat', 'energy'],
+  furniture: ['upholstery', 'chair', 'table', 'drawer', 'cabinet', 'hinge', 'veneer', 'restore', 'leg', 'frame', 'cushion', 'fabric', 'handle', 'dresser', 'bench'],
+};
+const TOPIC_NAMES = Object.keys(TOPICS);
+const FILLER = ['first', 'then', 'carefully', 'measure', 'twice', 'cut', 'once', 'weekend', 'project', 'build', 'finish', 'cheap', 'quick', 'guide', 'tips'];
+
+function pick<T>(next: () => number, items: readonly T[]): T {
+  return items[Math.floor(next() * items.length)]!;
+}
+
+function words(next: () => number, topic: string, count: number): string[] {
+  const vocabulary = TOPICS[topic]!;
+  return Array.from({ length: count }, () => (next() < 0.75 ? pick(next, vocabulary) : pick(next, FILLER)));
+}
+
+function post(next: () => number): { title: string; body: string; tags: string[] } {
+  const topic = pick(next, TOPIC_NAMES);
+  const second = next() < 0.3 ? pick(next, TOPIC_NAMES) : topic;
+  const title = words(next, topic, 6).join(' ');
+  const body = [...words(next, topic, 40), ...words(next, second, 15)].join(' ');
+  return { title: title.charAt(0).toUpperCase() + title.slice(1), body: `${body}.`, tags: [...new Set([topic, second])] };
+}
+
+function queries(count: number): string[] {
+  const next = random(7_777);
+  return Array.from({ length: count }, () => words(next, pick(next, TOPIC_NAMES), 2 + Math.floor(next() * 3)).join(' '));
+}
+
+async function register(system: Slice): Promise<string> {
+  const name = `bench${newId().slice(-10).replace(/-/g, '')}`;
+  const response = await call(`${system.urls.auth}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
+  if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.accessToken as string;
+}
+
+/** Writes `count` generated posts through posts-service with WRITERS parallel writers. */
+async function writePosts(system: Slice, token: string, count: number, seed: number): Promise<void> {
+  const next = random(seed);
+  const bodies = Array.from({ length: count }, () => post(next));
+  let index = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: WRITERS }, async () => {
+      while (index < bodies.length) {
+        const body = bodies[index++]!;
+        const response = await call(`${system.urls.posts}/posts`, { token, body });
+        if (response.status !== 201) throw new Error(`POST /posts: ${response.status} ${JSON.stringify(response.body)}`);
+      }
+    }),
+  );
+  console.log(`  wrote ${count} posts in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+interface IndexStatus {
+  counts: Record<string, number>;
+}
+
+async function indexStatus(system: Slice): Promise<IndexStatus> {
+  const response = await call(`${system.urls.search}/search/index/status`);
+  if (response.status !== 200) throw new Error(`index status: ${response.status}`);
+  return response.body as IndexStatus;
+}
+
+/** Resolves with the time at which `indexed` posts are searchable (no row pending or claimed). */
+async function waitIndexed(system: Slice, expected: number, timeoutMs = 600_000): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const { counts } = await indexStatus(system);
+    const done = counts.done ?? 0;
+    const open = (counts.pending ?? 0) + (counts.claimed ?? 0);
+    if (done >= expected && open === 0) return performance.now();
+    if ((counts.failed ?? 0) > 0) throw new Error(`rows failed: ${JSON.stringify(counts)}`);
+    const line = JSON.stringify(counts);
+    if (line !== last) last = line;
+    if (performance.now() > deadline) throw new Error(`not indexed in time: ${line}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function indexing(workers: number) {
+  const system = await startSlice({ services: SERVICES.filter((name) => name !== 'search-service'), env: { WORKER_CONCURRENCY: '8' } });
+  try {
+    for (let extra = 2; extra <= workers; extra++) await system.startWorker(`worker-${extra}`, { WORKER_QUEUES: 'embeddings', WORKER_CONCURRENCY: '8' });
+    const token = await register(system);
+    await writePosts(system, token, INDEX_POSTS, 42);
+    const started = performance.now();
+    await system.restart('search-service');
+    const ready = performance.now();
+    const finished = await waitIndexed(system, INDEX_POSTS);
+    const seconds = (finished - started) / 1000;
+    return { workers, posts: INDEX_POSTS, seconds: Number(seconds.toFixed(2)), startSeconds: Number(((ready - started) / 1000).toFixed(2)), postsPerSecond: Math.round(INDEX_POSTS / seconds) };
+  } finally {
+    await system.stop();
+  }
+}
+
+interface SearchHit {
+  postId: string;
+}
+
+async function search(system: Slice, q: string, exact: boolean): Promise<{ ms: number; ids: string[] }> {
+  const started = performance.now();
+  const response = await fetch(`${system.urls.search}/search?q=${encodeURIComponent(q)}&limit=10${exact ? '&exact=true' : ''}`);
+  const body = (await response.json()) as { items?: SearchHit[] };
+  const ms = performance.now() - started;
+  if (response.status !== 200) throw new Error(`search: ${response.status} ${JSON.stringify(body)}`);
+  return { ms, ids: (body.items ?? []).map((item) => item.postId) };
+}
+
+async function queryLoad(system: Slice, texts: string[], exact: boolean, round: number) {
+  const latencies: number[] = [];
+  const deadline = performance.now() + QUERY_SECONDS * 1000;
+  let sent = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (performance.now() < deadline) {
+        const q = texts[sent++ % texts.length]!;
+        latencies.push((await search(system, q, exact)).ms);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const stats = summary(latencies);
+  return { mode: exact ? 'exact' : 'hnsw', round, queries: stats.n, qps: Math.round(stats.n / seconds), p50: Number(stats.p50.toFixed(1)), p99: Number(stats.p99.toFixed(1)), max: Number(stats.max.toFixed(1)) };
+}
+
+async function queryLatency() {
+  const system = await startSlice({ services: SERVICES, env: { WORKER_CONCURRENCY: '8' } });
+  try {
+    const token = await register(system);
+    await writePosts(system, token, SEARCH_POSTS, 1_234);
+    const started = performance.now();
+    await waitIndexed(system, SEARCH_POSTS);
+    console.log(`  indexed ${SEARCH_POSTS} posts ${((performance.now() - started) / 1000).toFixed(1)} s after the last write`);
+    const texts = queries(QUERIES);
+
+    // Recall@10 of HNSW against exact, query by query (one at a time, nothing else running).
+    let overlap = 0;
+    let compared = 0;
+    for (const q of texts) {
+      const [approximate, exact] = [await search(system, q, false), await search(system, q, true)];
+      if (exact.ids.length === 0) continue;
+      const truth = new Set(exact.ids);
+      overlap += approximate.ids.filter((id) => truth.has(id)).length / exact.ids.length;
+      compared++;
+    }
+    const recallAt10 = Number((overlap / compared).toFixed(4));
+
+    // Warm both paths, then alternate.
+    await queryLoad(system, texts, false, 0);
+    await queryLoad(system, texts, true, 0);
+    const rows = [];
+    for (let round = 1; round <= REPS; round++) {
+      const order = round % 2 === 1 ? [false, true] : [true, false];
+      for (const exact of order) rows.push(await queryLoad(system, texts, exact, round));
+    }
+    printTable(rows);
+    console.log(`  recall@10 of HNSW against exact over ${compared} queries: ${recallAt10}`);
+    return { posts: SEARCH_POSTS, concurrency: CONCURRENCY, seconds: QUERY_SECONDS, distinctQueries: QUERIES, recallAt10, rounds: rows };
+  } finally {
+    await system.stop();
+  }
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  console.log(`\n--- indexing throughput: ${INDEX_POSTS} posts waiting in posts-events, then search-service starts`);
+  const throughput = [];
+  for (const workers of [1, 2]) throughput.push(await indexing(workers));
+  printTable(throughput);
+  console.log(`\n--- query latency over ${SEARCH_POSTS} posts, ${CONCURRENCY} concurrent clients, ${QUERY_SECONDS} s × ${REPS} rounds per mode`);
+  const latency = await queryLatency();
+  return { indexing: throughput, query: latency };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    await run();
+  } finally {
+    await stopAll();
+  }
+  process.exit(0);
+}

@@ -1,0 +1,130 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from '@civildiy/common/service';
+import { Tag } from '@civildiy/common/contracts';
+import { indexStatus } from './index-status.ts';
+import { redriveFailed } from './index-queue.ts';
+import type { SemanticSearch } from './semantic-search.ts';
+import type { SearchDb } from './search-state.ts';
+
+const SearchHit = z.object({
+  postId: z.uuid(),
+  title: z.string(),
+  excerpt: z.string(),
+  authorId: z.uuid(),
+  authorUsername: z.string().nullable(),
+  tags: z.array(z.string()),
+  score: z.number().describe('1 − cosine distance between the query and the post'),
+  version: z.number().int().describe('the post version the result was indexed from'),
+  createdAt: z.string(),
+});
+const SearchResults = z.object({ items: z.array(SearchHit) });
+
+const NearestQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(50).default(10).describe('results, 1 to 50'),
+  tag: Tag.optional().describe('only posts with this tag'),
+  exact: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((value) => value === 'true')
+    .describe('diagnostic: scan every vector instead of the HNSW index (exact, slower)'),
+});
+
+const StatusCounts = z.object({ pending: z.number().int(), claimed: z.number().int(), done: z.number().int(), failed: z.number().int() });
+const IndexStatus = z.object({
+  activeGeneration: z.number().int(),
+  model: z.string().nullable(),
+  counts: StatusCounts.describe('rows of the active generation by status'),
+  reindex: z.object({ generation: z.number().int(), startedAt: z.string().nullable(), counts: StatusCounts }).nullable(),
+  failed: z.object({
+    items: z.array(
+      z.object({
+        postId: z.uuid(),
+        generation: z.number().int(),
+        version: z.number().int(),
+        title: z.string(),
+        attempts: z.number().int(),
+        lastError: z.string().nullable(),
+        failedAt: z.string().nullable(),
+      }),
+    ),
+    nextCursor: z.string().nullable(),
+  }),
+});
+
+/** Every HTTP route of search-service. */
+export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriven: () => void }): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/search',
+      {
+        schema: {
+          tags: ['search'],
+          summary: 'Posts nearest in meaning to a text',
+          description:
+            'Embeds `q` (cached briefly) and returns the nearest posts by cosine distance over the HNSW index. ' +
+            'The embeddings provider down → 503 `search.embeddings_unavailable`.',
+          querystring: NearestQuery.extend({ q: z.string().trim().min(1).max(500).describe('the text to search for, 1 to 500 characters') }),
+          response: { 200: SearchResults },
+        },
+      },
+      async (request) => {
+        const { q, ...options } = request.query;
+        return { items: await deps.search.search(q, nearest(options)) };
+      },
+    );
+
+    app.get(
+      '/search/similar/:postId',
+      {
+        schema: {
+          tags: ['search'],
+          summary: 'Posts nearest in meaning to a post',
+          description: 'The post itself is left out. A post that is not indexed (unknown, deleted, not yet embedded) → 404 `search.not_found`.',
+          params: z.object({ postId: z.uuid() }),
+          querystring: NearestQuery,
+          response: { 200: SearchResults },
+        },
+      },
+      async (request) => ({ items: await deps.search.similar(request.params.postId, nearest(request.query)) }),
+    );
+
+    app.get(
+      '/search/index/status',
+      {
+        schema: {
+          tags: ['index'],
+          summary: 'The index: rows by status, a reindex in progress, and the rows that failed',
+          querystring: z.object({
+            limit: z.coerce.number().int().min(1).max(100).default(20).describe('failed rows per page'),
+            cursor: z.string().max(100).optional().describe('`failed.nextCursor` of the previous page'),
+          }),
+          response: { 200: IndexStatus },
+        },
+      },
+      async (request) => indexStatus(deps.db, { limit: request.query.limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) }),
+    );
+
+    app.post(
+      '/search/index/failed/redrive',
+      {
+        onRequest: app.authenticate,
+        schema: {
+          security: [{ bearerAuth: [] }],
+          tags: ['index'],
+          summary: 'Queue every failed row again',
+          description: 'Rows whose batch failed for good go back to pending (their last error stays visible until they are indexed).',
+          response: { 200: z.object({ redriven: z.number().int() }) },
+        },
+      },
+      async () => {
+        const redriven = await redriveFailed(deps.db);
+        if (redriven > 0) deps.onRedriven();
+        return { redriven };
+      },
+    );
+  };
+}
+
+function nearest(query: { limit: number; tag?: string | undefined; exact: boolean }) {
+  return { limit: query.limit, exact: query.exact, ...(query.tag === undefined ? {} : { tag: query.tag }) };
+}

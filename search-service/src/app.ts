@@ -1,0 +1,36 @@
+import type { Logger } from '@civildiy/common';
+import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import type { Registry } from 'prom-client';
+import { searchApi } from './api.ts';
+import type { SemanticSearch } from './semantic-search.ts';
+import type { SearchDb } from './search-state.ts';
+
+/** What search-service's HTTP app needs. */
+export interface SearchAppDeps {
+  db: SearchDb;
+  search: SemanticSearch;
+  logger: Logger;
+  /** Verifies the token of the one protected route (the redrive). */
+  auth: KeySource;
+  readiness: Record<string, ReadinessCheck>;
+  /** Called after a redrive queued rows again (wakes the batcher). */
+  onRedriven: () => void;
+  /** Where `/metrics` reads from. Default: prom-client's global registry. */
+  metricsRegistry?: Registry;
+  logRequests?: boolean;
+}
+
+/** search-service's Fastify app (not listening). */
+export async function buildApp(deps: SearchAppDeps): Promise<App> {
+  const app = await createServiceApp({
+    name: 'search-service',
+    logger: deps.logger,
+    auth: deps.auth,
+    readiness: deps.readiness,
+    docs: { title: 'CivilDIY search-service', description: 'Semantic search over posts: pgvector, a buffer table and batched embedding on the worker.' },
+    ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
+    ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+  });
+  await app.register(searchApi({ db: deps.db, search: deps.search, onRedriven: deps.onRedriven }));
+  return app;
+}

@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import { baseEnv, envInt } from '@civildiy/common';
+
+/** search-service environment (see .env.example). */
+export const searchServiceEnv = baseEnv.extend({
+  SEARCH_PORT: envInt(0, 65535).default(8107).describe('the HTTP port of search-service'),
+  SEARCH_DATABASE_URL: z
+    .string()
+    .optional()
+    .describe('a postgres:// URL of a server WITH pgvector; unset = embedded PGlite (pgvector included) in DATA_DIR/search-service'),
+  EMBEDDINGS_URL: z.url().default('http://127.0.0.1:8001').describe('the OpenAI-compatible embeddings provider search queries are embedded with (the mock provider by default)'),
+  EMBEDDINGS_MODEL: z
+    .string()
+    .min(1)
+    .default('civildiy-hash-embed-1')
+    .describe('the embedding model for queries until the index holds vectors (then the model the indexed vectors were made with is used)'),
+  EMBEDDINGS_API_KEY: z.string().optional().describe('the bearer key of the embeddings provider (unset for the mock provider)'),
+  EMBEDDINGS_DIMENSIONS: envInt(1, 16_000)
+    .default(256)
+    .describe('the embedding dimension; must equal the vector(N) column of the migrations (256): changing it needs a migration and a reindex'),
+  EMBEDDINGS_TIMEOUT_MS: envInt(100, 120_000).default(3_000).describe('how long a search request waits for the provider to embed its query (ms)'),
+  SEARCH_BATCH_SIZE: envInt(1, 256).default(32).describe('posts per search.embed task'),
+  SEARCH_BATCH_CONCURRENCY: envInt(1, 64).default(4).describe('search.embed batches one search-service process has in flight at once'),
+  SEARCH_LEASE_MS: envInt(1_000, 3_600_000)
+    .default(60_000)
+    .describe('how long claimed index rows stay with their claimer without a renewal (ms); a crashed claimer’s rows are taken over after it'),
+  SEARCH_POLL_MS: envInt(50, 600_000).default(2_000).describe('how often the batcher looks for index work when nothing woke it (ms)'),
+  SEARCH_CONSUMER_CONCURRENCY: envInt(1, 256).default(16).describe('post events applied in parallel (one post at a time still)'),
+  SEARCH_TEXT_MAX_CHARS: envInt(200, 32_000).default(4_000).describe('the text embedded per post (title, tags, body) is cut to this many characters'),
+  SEARCH_QUERY_CACHE_MS: envInt(0, 86_400_000).default(60_000).describe('how long an embedded search query is reused (ms); 0 disables the cache'),
+  SEARCH_QUERY_CACHE_SIZE: envInt(1, 1_000_000).default(1_000).describe('embedded search queries kept in memory (least recently used go first)'),
+  SEARCH_HNSW_EF_SEARCH: envInt(1, 1_000)
+    .default(100)
+    .describe('pgvector hnsw.ef_search: candidates the HNSW index examines per query (higher = better recall, slower); at least the limit asked for'),
+  SEARCH_REINDEX_PROGRESS_MS: envInt(50, 600_000).default(2_000).describe('how often `npm run search:reindex` reports its progress (ms)'),
+});
+export type SearchServiceConfig = z.infer<typeof searchServiceEnv>;

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { defineTask, type TaskWorker } from '@civildiy/common/tasks';
+import { abortReindex, reindexState, startReindex } from './search-reindex.ts';
+import type { SearchDb } from './search-state.ts';
+
+const Counts = z.object({ pending: z.number().int(), claimed: z.number().int(), done: z.number().int(), failed: z.number().int() });
+
+/** What every `search.reindex` action answers: where the reindex stands afterwards. */
+export const ReindexAnswer = z.object({
+  activeGeneration: z.number().int(),
+  building: z.object({ generation: z.number().int(), startedAt: z.string().nullable(), total: z.number().int(), counts: Counts }).nullable(),
+  /** `start`: the generation being built, whether it was already under way, and the rows copied into it. */
+  started: z.object({ generation: z.number().int(), resumed: z.boolean(), copied: z.number().int() }).optional(),
+  /** `abort`: the generation dropped, `null` when none was being built. */
+  aborted: z.number().int().nullable().optional(),
+});
+export type ReindexAnswer = z.infer<typeof ReindexAnswer>;
+
+/**
+ * Controls the reindex of a running search-service (`npm run search:reindex` sends it): `start`
+ * (or resume), `status`, `abort`. Internal to search-service, which consumes queue
+ * `search-maintenance` itself: the reindex runs where the database is open (PGlite allows one
+ * process), and the broker is all the command line needs.
+ */
+export const reindexControl = defineTask({
+  name: 'search.reindex',
+  queue: 'search-maintenance',
+  input: z.object({ action: z.enum(['start', 'status', 'abort']) }),
+  output: ReindexAnswer,
+  retry: { attempts: 3, backoff: { type: 'fixed', delayMs: 500 } },
+  timeoutMs: 120_000,
+  retentionMs: 60 * 60_000,
+  description: 'Starts, reports or aborts a reindex of the search index (internal to search-service).',
+});
+
+/** Runs `search.reindex` on search-service's own task worker. */
+export function handleReindexControl(worker: TaskWorker, deps: { db: SearchDb; onStarted: () => void }): void {
+  worker.handle(reindexControl, async ({ action }, ctx) => {
+    if (action === 'start') {
+      const started = await startReindex(deps.db);
+      ctx.logger.info(started, started.resumed ? `reindex into generation ${started.generation} under way` : `reindex into generation ${started.generation} started`);
+      deps.onStarted();
+      return { ...(await reindexState(deps.db)), started };
+    }
+    if (action === 'abort') {
+      const aborted = (await abortReindex(deps.db)) ?? null;
+      if (aborted !== null) ctx.logger.warn({ generation: aborted }, `reindex into generation ${aborted} aborted`);
+      return { ...(await reindexState(deps.db)), aborted };
+    }
+    return reindexState(deps.db);
+  });
+}

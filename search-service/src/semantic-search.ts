@@ -1,0 +1,162 @@
+import { and, arrayContains, eq, ne, sql } from 'drizzle-orm';
+import { NotFoundError } from '@civildiy/common';
+import { postVectors } from './db/schema.ts';
+import type { QueryEmbedder } from './query-embedder.ts';
+import type { QueryLabels, SearchMetrics } from './search-metrics.ts';
+import { readGenerations, type SearchDb, type SearchTx } from './search-state.ts';
+
+/** One search result. */
+export interface SearchHit {
+  postId: string;
+  title: string;
+  excerpt: string;
+  authorId: string;
+  authorUsername: string | null;
+  tags: string[];
+  /** 1 − cosine distance: 1 for the same direction, 0 for unrelated. */
+  score: number;
+  /** The post version the vector was made from. */
+  version: number;
+  createdAt: string;
+}
+
+/** What a search asks for. */
+export interface NearestOptions {
+  limit: number;
+  /** Only posts with this tag. */
+  tag?: string;
+  /**
+   * Scan every vector instead of walking the HNSW index: the exact answer, slower. A diagnostic
+   * (the benchmark measures HNSW recall against it).
+   */
+  exact?: boolean;
+}
+
+/** Options of {@link SemanticSearch}. */
+export interface SemanticSearchOptions {
+  db: SearchDb;
+  embedder: QueryEmbedder;
+  /** The model queries are embedded with until the index has vectors (`EMBEDDINGS_MODEL`). */
+  defaultModel: string;
+  /** pgvector `hnsw.ef_search` (`SEARCH_HNSW_EF_SEARCH`); raised to the limit when that is larger. */
+  efSearch: number;
+  /**
+   * `pglite` (one connection): the HNSW settings are set once for the session, saving a
+   * transaction per query. `postgres` (a pool): each query sets them in its own transaction.
+   */
+  databaseKind: 'pglite' | 'postgres';
+  metrics?: SearchMetrics;
+}
+
+const vectorLiteral = (embedding: number[]) => `[${embedding.join(',')}]`;
+
+/** `ef` candidates per HNSW scan; iterative scans keep walking the graph when the tag or generation filter drops candidates. */
+const hnswSettings = (ef: number, local: boolean) =>
+  sql`select set_config('hnsw.ef_search', ${String(ef)}, ${local}), set_config('hnsw.iterative_scan', 'strict_order', ${local})`;
+const MODEL_CACHE_MS = 1_000;
+
+/**
+ * Nearest posts by cosine distance over the active generation's vectors. The query is embedded
+ * with the model those vectors were made with, so a search never compares two models' spaces.
+ */
+export class SemanticSearch {
+  private readonly options: SemanticSearchOptions;
+  private model: { value: string; expiresAt: number } | undefined;
+  private sessionConfigured: Promise<unknown> | undefined;
+
+  constructor(options: SemanticSearchOptions) {
+    this.options = options;
+  }
+
+  /**
+   * Posts nearest to the text `q`.
+   * @throws ServiceUnavailableError `search.embeddings_unavailable` when the query cannot be embedded.
+   */
+  async search(q: string, options: NearestOptions): Promise<SearchHit[]> {
+    return this.timed({ endpoint: 'search', mode: options.exact ? 'exact' : 'hnsw' }, async () => {
+      const embedding = await this.options.embedder.embed(q, await this.servingModel());
+      return this.nearest(embedding, options);
+    });
+  }
+
+  /**
+   * Posts nearest to the post `postId` (itself excluded).
+   * @throws NotFoundError `search.not_found` when the post is not indexed.
+   */
+  async similar(postId: string, options: NearestOptions): Promise<SearchHit[]> {
+    return this.timed({ endpoint: 'similar', mode: options.exact ? 'exact' : 'hnsw' }, async () => {
+      const [row] = await this.options.db
+        .select({ embedding: postVectors.embedding })
+        .from(postVectors)
+        .where(and(eq(postVectors.postId, postId), eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`)));
+      if (!row) throw new NotFoundError('This post is not in the search index', 'search.not_found');
+      return this.nearest(row.embedding, { ...options, excludePostId: postId });
+    });
+  }
+
+  private async nearest(embedding: number[], options: NearestOptions & { excludePostId?: string }): Promise<SearchHit[]> {
+    const distance = sql<number>`${postVectors.embedding} <=> ${vectorLiteral(embedding)}::vector`;
+    const select = (db: SearchDb | SearchTx) =>
+      db
+        .select({
+          postId: postVectors.postId,
+          title: postVectors.title,
+          excerpt: postVectors.excerpt,
+          authorId: postVectors.authorId,
+          authorUsername: postVectors.authorUsername,
+          tags: postVectors.tags,
+          version: postVectors.version,
+          createdAt: postVectors.createdAt,
+          distance,
+        })
+        .from(postVectors)
+        .where(
+          and(
+            eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`),
+            options.tag === undefined ? undefined : arrayContains(postVectors.tags, [options.tag]),
+            options.excludePostId === undefined ? undefined : ne(postVectors.postId, options.excludePostId),
+          ),
+        )
+        .orderBy(distance)
+        .limit(options.limit);
+    const ef = Math.max(this.options.efSearch, options.limit);
+    let rows;
+    if (options.exact) {
+      rows = await this.options.db.transaction(async (tx) => {
+        await tx.execute(sql`select set_config('enable_indexscan', 'off', true)`);
+        return select(tx);
+      });
+    } else if (this.options.databaseKind === 'pglite' && ef === this.options.efSearch) {
+      this.sessionConfigured ??= this.options.db.execute(hnswSettings(ef, false)).catch((error: unknown) => {
+        this.sessionConfigured = undefined;
+        throw error;
+      });
+      await this.sessionConfigured;
+      rows = await select(this.options.db);
+    } else {
+      rows = await this.options.db.transaction(async (tx) => {
+        await tx.execute(hnswSettings(ef, true));
+        return select(tx);
+      });
+    }
+    return rows.map(({ distance: d, createdAt, ...row }) => ({ ...row, createdAt: createdAt.toISOString(), score: 1 - Number(d) }));
+  }
+
+  private async servingModel(): Promise<string> {
+    const now = Date.now();
+    if (this.model && this.model.expiresAt > now) return this.model.value;
+    const { activeModel } = await readGenerations(this.options.db);
+    const value = activeModel ?? this.options.defaultModel;
+    this.model = { value, expiresAt: now + MODEL_CACHE_MS };
+    return value;
+  }
+
+  private async timed<T>(labels: QueryLabels, run: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      return await run();
+    } finally {
+      this.options.metrics?.querySeconds(labels, (performance.now() - started) / 1000);
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '@civildiy/common';
+import { startMockProviders, type MockProviders } from '@civildiy/common/testing';
+import { diyCorpus, RANKING_CASES } from './diy-corpus.ts';
+import { setEmbeddingFaults, startSearchService, type SearchServiceUnderTest } from './search-service-under-test.ts';
+
+let providers: MockProviders;
+let service: SearchServiceUnderTest;
+const corpus = diyCorpus();
+const posts = Object.values(corpus);
+const nameOf = new Map(Object.entries(corpus).map(([name, post]) => [post.postId, name]));
+
+beforeAll(async () => {
+  providers = await startMockProviders();
+  service = await startSearchService('api', { embeddingsUrl: providers.embeddingsUrl, batcher: { batchSize: 4 } });
+  for (const post of posts) await service.created(post);
+  await service.indexed(posts.length);
+});
+
+afterAll(async () => {
+  await service?.close();
+  await providers?.stop();
+});
+
+interface Hit {
+  postId: string;
+  title: string;
+  excerpt: string;
+  authorId: string;
+  authorUsername: string | null;
+  tags: string[];
+  score: number;
+  version: number;
+}
+
+async function search(url: string): Promise<Hit[]> {
+  const { status, body } = await service.get<{ items: Hit[] }>(url);
+  expect(status).toBe(200);
+  return body.items;
+}
+
+describe('ranking on a fixed corpus of DIY posts', () => {
+  it.each(RANKING_CASES)('ranks the expected post first for "%s"', async (query, expected) => {
+    const items = await search(`/search?q=${encodeURIComponent(query)}`);
+    expect(nameOf.get(items[0]!.postId)).toBe(expected);
+    expect(items[0]!.score).toBeGreaterThan(items[1]!.score);
+  });
+
+  it('returns the display fields, scores in descending order and at most `limit` items', async () => {
+    const items = await search('/search?q=kitchen&limit=3');
+    expect(items).toHaveLength(3);
+    const scores = items.map((item) => item.score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    const tap = corpus.tap!;
+    const hit = (await search('/search?q=dripping%20kitchen%20tap&limit=1'))[0]!;
+    expect(hit).toMatchObject({
+      postId: tap.postId,
+      title: tap.title,
+      excerpt: tap.body,
+      authorId: tap.authorId,
+      authorUsername: 'builder',
+      tags: ['plumbing'],
+      version: 1,
+    });
+    expect(hit.score).toBeGreaterThan(0);
+    expect(hit.score).toBeLessThanOrEqual(1);
+  });
+
+  it('keeps to posts with the tag when one is given', async () => {
+    const items = await search('/search?q=replace%20the%20old%20one&tag=electrical&limit=50');
+    expect(items.map((item) => nameOf.get(item.postId)).sort()).toEqual(['ceiling', 'dimmer', 'floodlight']);
+  });
+
+  it('answers the same with exact=true (no index) as through the planner’s choice', async () => {
+    for (const [query] of RANKING_CASES) {
+      const q = encodeURIComponent(query);
+      const hnsw = (await search(`/search?q=${q}&limit=10`)).map((item) => item.postId);
+      const exact = (await search(`/search?q=${q}&limit=10&exact=true`)).map((item) => item.postId);
+      expect(hnsw).toEqual(exact);
+    }
+  });
+
+  it('finds posts similar to a post, without the post itself', async () => {
+    const items = await search(`/search/similar/${corpus.raisedBed!.postId}?limit=14`);
+    expect(items.map((item) => item.postId)).not.toContain(corpus.raisedBed!.postId);
+    expect(items).toHaveLength(14);
+    expect(items[0]!.tags).toContain('garden');
+  });
+});
+
+describe('search API errors', () => {
+  it.each([
+    ['an empty query', '/search?q='],
+    ['a blank query', '/search?q=%20%20%20'],
+    ['no query', '/search'],
+    ['a query over 500 characters', `/search?q=${'a'.repeat(501)}`],
+    ['a zero limit', '/search?q=shelf&limit=0'],
+    ['a limit over 50', '/search?q=shelf&limit=51'],
+    ['a limit that is no number', '/search?q=shelf&limit=ten'],
+    ['a malformed tag', '/search?q=shelf&tag=Not%20A%20Tag!'],
+    ['a similar post id that is no uuid', '/search/similar/not-a-uuid'],
+    ['a similar limit over 50', `/search/similar/${newId()}?limit=51`],
+  ])('answers 400 validation_failed for %s', async (_case, url) => {
+    const { status, body } = await service.get(url);
+    expect(status).toBe(400);
+    expect(body.error.code).toBe('validation_failed');
+  });
+
+  it('accepts a query of exactly 500 characters', async () => {
+    expect((await service.get(`/search?q=${'a'.repeat(500)}`)).status).toBe(200);
+  });
+
+  it('answers 404 search.not_found for similar posts of a post that is not indexed', async () => {
+    const { status, body } = await service.get(`/search/similar/${newId()}`);
+    expect(status).toBe(404);
+    expect(body.error.code).toBe('search.not_found');
+  });
+
+  it('answers 400 search.invalid_cursor for a failed-rows cursor it did not hand out', async () => {
+    const { status, body } = await service.get('/search/index/status?cursor=nonsense');
+    expect(status).toBe(400);
+    expect(body.error.code).toBe('search.invalid_cursor');
+  });
+
+  it('answers 503 search.embeddings_unavailable while the provider is down, and searches again once it is back', async () => {
+    await setEmbeddingFaults(providers.embeddingsUrl, { failureRate: 1 });
+    try {
+      const { status, body } = await service.get('/search?q=a%20query%20never%20asked%20before');
+      expect(status).toBe(503);
+      expect(body.error.code).toBe('search.embeddings_unavailable');
+      // A query embedded before the outage is still answered from the cache.
+      expect((await service.get('/search?q=kitchen&limit=3')).status).toBe(200);
+    } finally {
+      await setEmbeddingFaults(providers.embeddingsUrl, {});
+    }
+    expect((await service.get('/search?q=a%20query%20never%20asked%20before')).status).toBe(200);
+  });
+
+  it('requires a token to redrive failed rows', async () => {
+    const response = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive' });
+    expect(response.statusCode).toBe(401);
+    const allowed = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive', headers: { authorization: `Bearer ${await service.tokens.token()}` } });
+    expect(allowed.statusCode).toBe(200);
+    expect(allowed.json()).toEqual({ redriven: 0 });
+  });
+});
