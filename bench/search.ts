@@ -7,6 +7,8 @@
  *    is stopped (so they wait in `posts-events`), then search-service starts and the clock runs
  *    until `GET /search/index/status` shows every one indexed. Posts/s with 1 and with 2 worker
  *    processes (each with WORKER_CONCURRENCY), a fresh system each.
+ * The corpus is generated (seeded): 8 DIY topics of 15 words each plus a shared general vocabulary
+ * of ~120 words, titles of 6 words and bodies of 55, tags from the topics.
  * 2. Query latency over SEARCH_POSTS indexed posts: QUERIES distinct queries sent by CONCURRENCY
  *    closed-loop clients for QUERY_SECONDS, once with the HNSW index and once exact (`exact=true`,
  *    the same query without the index), alternating, REPS rounds. p50/p99 and queries/s; recall@10
@@ -56,6 +58,18 @@ const TOPICS: Record<string, string[]> = {
 };
 const TOPIC_NAMES = Object.keys(TOPICS);
 const FILLER = ['first', 'then', 'carefully', 'measure', 'twice', 'cut', 'once', 'weekend', 'project', 'build', 'finish', 'cheap', 'quick', 'guide', 'tips'];
+/**
+ * Words any write-up may use, whatever its topic: real posts share a large general vocabulary, so a
+ * corpus of topic words only would be thousands of near-duplicates (ties at the top-10 boundary).
+ */
+const GENERAL = (
+  'afternoon apartment budget cellar corner cottage daughter decade drill dust edge evening family friend garage gloves ' +
+  'hammer height kitchen ladder length living measurement mistake morning neighbour nail patience pencil porch rental ' +
+  'ruler saw screw screwdriver shed son spring storage studio summer supplier tape toolbox tutorial village width winter ' +
+  'workshop yard angle bracket bolt bucket clean crack curve damp drawing estimate gap grid hook hole joint knot lid ' +
+  'marker mould noise offcut outline panel pattern plank plastic pliers rail recycled rope rust scrap sheet shim slope ' +
+  'spirit square staple steel stone strap string surface template timber tool trim waste wedge wire wood zinc'
+).split(' ');
 
 function pick<T>(next: () => number, items: readonly T[]): T {
   return items[Math.floor(next() * items.length)]!;
@@ -63,7 +77,10 @@ function pick<T>(next: () => number, items: readonly T[]): T {
 
 function words(next: () => number, topic: string, count: number): string[] {
   const vocabulary = TOPICS[topic]!;
-  return Array.from({ length: count }, () => (next() < 0.75 ? pick(next, vocabulary) : pick(next, FILLER)));
+  return Array.from({ length: count }, () => {
+    const roll = next();
+    return roll < 0.45 ? pick(next, vocabulary) : roll < 0.9 ? pick(next, GENERAL) : pick(next, FILLER);
+  });
 }
 
 function post(next: () => number): { title: string; body: string; tags: string[] } {
@@ -76,7 +93,10 @@ function post(next: () => number): { title: string; body: string; tags: string[]
 
 function queries(count: number): string[] {
   const next = random(7_777);
-  return Array.from({ length: count }, () => words(next, pick(next, TOPIC_NAMES), 2 + Math.floor(next() * 3)).join(' '));
+  return Array.from({ length: count }, () => {
+    const vocabulary = TOPICS[pick(next, TOPIC_NAMES)]!;
+    return Array.from({ length: 2 + Math.floor(next() * 3) }, () => (next() < 0.7 ? pick(next, vocabulary) : pick(next, GENERAL))).join(' ');
+  });
 }
 
 async function register(system: Slice): Promise<string> {
