@@ -1,28 +1,12 @@
-import { newId } from '@civildiy/common';
 import type { PostDeleted, PostSnapshot, Profile } from '@civildiy/common/contracts';
+import { newPostSnapshot } from '@civildiy/common/testing';
 
 /** Test data: posts and profiles at successive versions, as posts- and profile-service publish them. */
 
 const BASE_TIME = Date.parse('2025-01-01T00:00:00.000Z');
 
 /** A new post at version 1, created `minute` minutes after a fixed base time. */
-export function newPost(overrides: Partial<PostSnapshot> & { minute?: number } = {}): PostSnapshot {
-  const { minute = 0, ...rest } = overrides;
-  const createdAt = new Date(BASE_TIME + minute * 60_000).toISOString();
-  return {
-    postId: newId(),
-    authorId: newId(),
-    authorUsername: 'builder',
-    title: 'Raised garden bed',
-    body: 'Cedar boards, galvanised screws and a weekend.',
-    tags: ['garden'],
-    expiresAt: null,
-    version: 1,
-    createdAt,
-    updatedAt: createdAt,
-    ...rest,
-  };
-}
+export const newPost = newPostSnapshot;
 
 /** The post edited: the next version with `changes`. */
 export function edited(post: PostSnapshot, changes: Partial<Pick<PostSnapshot, 'title' | 'body' | 'tags'>> = {}): PostSnapshot {

@@ -3,14 +3,14 @@ import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
 import { Registry } from 'prom-client';
 import { isDeepStrictEqual } from 'node:util';
-import { createLogger, newId } from '@civildiy/common';
+import { createLogger } from '@civildiy/common';
 import { embedBatch, postCreated, postDeleted, postUpdated, type PostDeleted, type PostSnapshot } from '@civildiy/common/contracts';
 import { createTestDatabase, openDatabase, type OpenDatabase } from '@civildiy/common/db';
 import { RedisStreamsEventBus, type Subscription } from '@civildiy/common/events';
 import { EmbeddingsClient } from '@civildiy/common/providers';
 import type { App } from '@civildiy/common/service';
 import { TaskClient, TaskWorker } from '@civildiy/common/tasks';
-import { createTestTokens, providerCall, REDIS_URL, removeRedisPrefix, uniquePrefix, type TestTokens } from '@civildiy/common/testing';
+import { createTestTokens, newPostSnapshot, providerCall, REDIS_URL, removeRedisPrefix, uniquePrefix, type TestTokens } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import * as schema from '../src/db/schema.ts';
 import { subscribeToPostEvents } from '../src/handlers.ts';
@@ -224,25 +224,8 @@ export async function startSearchService(name: string, options: StartOptions): P
   };
 }
 
-const BASE_TIME = Date.parse('2025-03-01T00:00:00.000Z');
-
-/** A new post at version 1. */
-export function newPost(fields: Partial<PostSnapshot> = {}): PostSnapshot {
-  const createdAt = new Date(BASE_TIME).toISOString();
-  return {
-    postId: newId(),
-    authorId: newId(),
-    authorUsername: 'builder',
-    title: 'Raised garden bed',
-    body: 'Cedar boards, galvanised screws and a weekend.',
-    tags: ['garden'],
-    expiresAt: null,
-    version: 1,
-    createdAt,
-    updatedAt: createdAt,
-    ...fields,
-  };
-}
+/** A new post at version 1 (see `newPostSnapshot`). */
+export const newPost = newPostSnapshot;
 
 /** The post edited: the next version with `changes`. */
 export function edited(post: PostSnapshot, changes: Partial<Pick<PostSnapshot, 'title' | 'body' | 'tags'>>): PostSnapshot {

@@ -13,3 +13,4 @@ export {
   type SystemService,
   type SystemUnderTest,
 } from './system.ts';
+export { newPostSnapshot } from './posts.ts';
