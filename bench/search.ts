@@ -35,7 +35,7 @@ const WRITERS = 8;
 const SERVICES: SystemService[] = ['mock-providers', 'auth-service', 'posts-service', 'search-service', 'worker'];
 
 /** A small deterministic generator (mulberry32), so every run indexes the same corpus. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -83,7 +83,7 @@ function words(next: () => number, topic: string, count: number): string[] {
   });
 }
 
-function post(next: () => number): { title: string; body: string; tags: string[] } {
+export function post(next: () => number): { title: string; body: string; tags: string[] } {
   const topic = pick(next, TOPIC_NAMES);
   const second = next() < 0.3 ? pick(next, TOPIC_NAMES) : topic;
   const title = words(next, topic, 6).join(' ');
@@ -91,7 +91,7 @@ function post(next: () => number): { title: string; body: string; tags: string[]
   return { title: title.charAt(0).toUpperCase() + title.slice(1), body: `${body}.`, tags: [...new Set([topic, second])] };
 }
 
-function queries(count: number): string[] {
+export function queries(count: number): string[] {
   const next = random(7_777);
   return Array.from({ length: count }, () => {
     const vocabulary = TOPICS[pick(next, TOPIC_NAMES)]!;

@@ -1,0 +1,2 @@
+DROP INDEX "post_vectors_embedding_hnsw_idx";--> statement-breakpoint
+CREATE INDEX "post_vectors_embedding_hnsw_idx" ON "post_vectors" USING hnsw ("embedding" vector_cosine_ops) WITH (m=16,ef_construction=200);
