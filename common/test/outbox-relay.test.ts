@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runWithContext } from '../src/context/index.ts';
 import { derivedId, newId } from '../src/ids/index.ts';
-import { outbox, OutboxRelay, outboxTable, type OutboxRelayOptions } from '../src/outbox/index.ts';
+import { inboxTable, outbox, OutboxRelay, outboxTable, type OutboxRelayOptions } from '../src/outbox/index.ts';
 import type { TaskDefinition } from '../src/tasks/define.ts';
 import { restockWidget, widgetCreated, widgetRenamed } from './fixtures/db-fixture/contracts.ts';
 import { RecordingPublisher, RecordingTaskEnqueuer } from './fixtures/db-fixture/recording-ports.ts';
@@ -241,6 +241,23 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     await keeping.publishPending();
     await expect(keeping.purgeSent()).resolves.toBe(0);
     expect(await database.db.select().from(outboxTable)).toHaveLength(1);
+  });
+
+  it('forgets inbox rows older than retainInboxMs in its cleanup, keeping the recent ones', async () => {
+    await database.db.delete(inboxTable);
+    const [old, recent] = [newId(), newId()];
+    await database.db.insert(inboxTable).values([
+      { consumerGroup: 'relay-test', eventId: old, processedAt: sql`now() - interval '9 days'` },
+      { consumerGroup: 'relay-test', eventId: recent },
+    ]);
+    await relay({ cleanupIntervalMs: 0 }).publishPending();
+    const left = await database.db.select({ eventId: inboxTable.eventId }).from(inboxTable);
+    expect(left.map((row) => row.eventId)).toEqual([recent]);
+
+    // 0 keeps them all.
+    await database.db.insert(inboxTable).values({ consumerGroup: 'relay-test', eventId: old, processedAt: sql`now() - interval '30 days'` });
+    await relay({ cleanupIntervalMs: 0, retainInboxMs: 0 }).publishPending();
+    expect(await database.db.select().from(inboxTable)).toHaveLength(2);
   });
 
   it('reports civildiy_outbox_pending (collected) and civildiy_outbox_published_total{kind,outcome}', async () => {

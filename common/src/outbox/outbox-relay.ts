@@ -5,6 +5,7 @@ import type { DbExecutor } from '../db/index.ts';
 import type { EventEnvelope, EventPublisher } from '../events/define.ts';
 import type { Logger } from '../logging/index.ts';
 import { findTask, type TaskEnqueuer } from '../tasks/define.ts';
+import { inboxCleanup } from './inbox.ts';
 import { outboxMetrics, type OutboxMetrics } from './outbox-metrics.ts';
 import type { OutboxTaskPayload } from './outbox-writer.ts';
 import { outboxTable, type OutboxRow } from './schema.ts';
@@ -30,8 +31,14 @@ export interface OutboxRelayOptions {
   backoff?: { baseMs?: number; maxMs?: number };
   /** Delivered rows are deleted once older than this, in ms. Default 24 h. */
   retainSentMs?: number;
-  /** How often delivered rows past `retainSentMs` are deleted, in ms. Default 60,000. */
+  /** How often delivered rows past `retainSentMs` (and inbox rows past `retainInboxMs`) are deleted, in ms. Default 60,000. */
   cleanupIntervalMs?: number;
+  /**
+   * Inbox rows (events this service processed, see `processOnce`) are deleted once older than this,
+   * in ms; `0` keeps them. Keep them longer than an event can be redelivered: the streams keep
+   * events 7 days, so the default is 8 days.
+   */
+  retainInboxMs?: number;
   /** Where the metrics are registered (reused when already there). Default: prom-client's global registry. */
   registry?: Registry;
 }
@@ -74,6 +81,7 @@ export class OutboxRelay {
   private readonly backoffMaxMs: number;
   private readonly retainSentMs: number;
   private readonly cleanupIntervalMs: number;
+  private readonly retainInboxMs: number;
   private readonly metrics: OutboxMetrics;
 
   private running = false;
@@ -96,6 +104,7 @@ export class OutboxRelay {
     this.backoffMaxMs = options.backoff?.maxMs ?? 60_000;
     this.retainSentMs = options.retainSentMs ?? DAY_MS;
     this.cleanupIntervalMs = options.cleanupIntervalMs ?? 60_000;
+    this.retainInboxMs = options.retainInboxMs ?? 8 * DAY_MS;
     this.metrics = outboxMetrics(options.registry);
   }
 
@@ -143,7 +152,7 @@ export class OutboxRelay {
     return pass.then(({ published, failed }) => ({ published, failed }));
   }
 
-  /** Deletes delivered rows older than `retainSentMs`; returns how many. */
+  /** Deletes delivered rows older than `retainSentMs` (and inbox rows older than `retainInboxMs`); returns how many outbox rows. */
   async purgeSent(): Promise<number> {
     const cutoff = sql`clock_timestamp() - ${this.retainSentMs} * interval '1 millisecond'`;
     const deleted = await this.db
@@ -152,6 +161,10 @@ export class OutboxRelay {
       .returning({ id: outboxTable.id });
     this.lastCleanup = Date.now();
     if (deleted.length > 0) this.logger.debug({ deleted: deleted.length }, 'outbox: deleted delivered rows');
+    if (this.retainInboxMs > 0) {
+      const forgotten = await inboxCleanup(this.db, this.retainInboxMs);
+      if (forgotten > 0) this.logger.debug({ deleted: forgotten }, 'inbox: deleted rows past their retention');
+    }
     return deleted.length;
   }
 

@@ -88,8 +88,10 @@ function closeConnectionsWhenClosing(app: App): void {
     closing = true;
     done();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  // Callback style: an async hook would cost every answer a promise.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 }
 
