@@ -1,7 +1,7 @@
 /**
  * `npm run validate`: checks a running system (started with `npm start`) — every service's
  * readiness, then, through the gateway, one order through the whole order flow and one post into
- * the feeds — and prints what passed and what did not. Base URLs come from the same variables the
+ * the feeds and the search index — and prints what passed and what did not. Base URLs come from the same variables the
  * services use (defaults: the standard ports).
  */
 import { existsSync } from 'node:fs';
@@ -108,7 +108,7 @@ try {
   report(false, 'order flow', error instanceof Error ? error.message : String(error));
 }
 
-console.log('Post → feed flow (through the gateway)');
+console.log('Post → feed and search flows (through the gateway)');
 if (token && userId) {
   try {
     const bearer = { ...headers, authorization: `Bearer ${token}` };
@@ -133,6 +133,11 @@ if (token && userId) {
         return (feed.body?.items as { postId: string }[] | undefined)?.find((item) => item.postId === posted.body.postId);
       });
       if (inUserFeed) report(true, "post visible in the author's feed");
+      const found = await waitFor('post found by search (indexed through the worker)', async () => {
+        const results = await json(`${gateway}/search?q=${encodeURIComponent('validating the system post')}&limit=10`);
+        return (results.body?.items as { postId: string }[] | undefined)?.find((item) => item.postId === posted.body.postId);
+      });
+      if (found) report(true, 'post found by search (indexed through the worker)');
     }
   } catch (error) {
     report(false, 'post → feed flow', error instanceof Error ? error.message : String(error));
