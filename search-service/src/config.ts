@@ -32,6 +32,9 @@ export const searchServiceEnv = baseEnv.extend({
   SEARCH_HNSW_EF_SEARCH: envInt(1, 1_000)
     .default(100)
     .describe('pgvector hnsw.ef_search: candidates the HNSW index examines per query (higher = better recall, slower); at least the limit asked for'),
+  SEARCH_TOMBSTONE_RETENTION_MS: envInt(60_000, 365 * 24 * 3_600_000)
+    .default(8 * 24 * 3_600_000)
+    .describe('how long a deleted post is remembered, so a late create cannot bring it back (ms; events are kept 7 days)'),
   SEARCH_REINDEX_PROGRESS_MS: envInt(50, 600_000).default(2_000).describe('how often `npm run search:reindex` reports its progress (ms)'),
 });
 export type SearchServiceConfig = z.infer<typeof searchServiceEnv>;

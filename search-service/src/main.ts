@@ -10,6 +10,7 @@ import * as schema from './db/schema.ts';
 import { subscribeToPostEvents } from './handlers.ts';
 import { IndexBatcher } from './index-batcher.ts';
 import { openRowCounts } from './index-status.ts';
+import { forgetTombstones } from './post-events.ts';
 import { QueryEmbedder } from './query-embedder.ts';
 import { handleReindexControl, reindexControl } from './reindex-control.ts';
 import { searchMetrics } from './search-metrics.ts';
@@ -55,6 +56,16 @@ const batcher = new IndexBatcher({
 batcher.start();
 // Half the shutdown budget: what is left closes the consumers, connections and the database.
 shutdown.add('index batcher', () => batcher.close({ timeoutMs: Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2) }));
+
+// Tombstones only have to outlive the events that could still arrive: forget older ones hourly.
+const tombstoneSweep = setInterval(() => {
+  forgetTombstones(db, config.SEARCH_TOMBSTONE_RETENTION_MS).then(
+    (deleted) => deleted > 0 && logger.debug({ deleted }, 'forgot old tombstones'),
+    (error: unknown) => logger.warn({ err: error }, 'forgetting old tombstones failed; trying again in an hour'),
+  );
+}, 3_600_000);
+tombstoneSweep.unref();
+shutdown.add('tombstone sweep', () => clearInterval(tombstoneSweep));
 
 const switcher = new GenerationSwitcher({ db, intervalMs: config.SEARCH_POLL_MS, logger });
 switcher.start();

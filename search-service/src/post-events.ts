@@ -1,7 +1,7 @@
 import { and, eq, lt, sql } from 'drizzle-orm';
 import type { PostDeleted, PostSnapshot } from '@civildiy/common/contracts';
 import { indexQueue, postTombstones, postVectors } from './db/schema.ts';
-import { liveGenerations, lockGenerations, type SearchTx } from './search-state.ts';
+import { liveGenerations, lockGenerations, type SearchDb, type SearchTx } from './search-state.ts';
 
 /** What a post event did to the index: new work queued, nothing (an old or repeated version), or the post removed. */
 export type PostEventOutcome = 'queued' | 'stale' | 'deleted';
@@ -91,4 +91,16 @@ export async function removePost(tx: SearchTx, deleted: PostDeleted): Promise<Po
   await tx.delete(indexQueue).where(and(eq(indexQueue.postId, deleted.postId), lt(indexQueue.version, deleted.version)));
   await tx.delete(postVectors).where(and(eq(postVectors.postId, deleted.postId), lt(postVectors.version, deleted.version)));
   return 'deleted';
+}
+
+/**
+ * Deletes tombstones older than `olderThanMs`; returns how many. Keep them longer than an event can
+ * still arrive (the streams keep events 7 days), or a very late create could bring a post back.
+ */
+export async function forgetTombstones(db: SearchDb | SearchTx, olderThanMs: number): Promise<number> {
+  const deleted = await db
+    .delete(postTombstones)
+    .where(lt(postTombstones.deletedAt, sql`now() - ${olderThanMs} * interval '1 millisecond'`))
+    .returning({ postId: postTombstones.postId });
+  return deleted.length;
 }

@@ -1,9 +1,10 @@
-import { eq } from 'drizzle-orm';
+import { eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { postCreated } from '@civildiy/common/contracts';
 import { createEnvelope } from '@civildiy/common/events';
 import { startMockProviders, type MockProviders } from '@civildiy/common/testing';
 import * as schema from '../src/db/schema.ts';
+import { forgetTombstones } from '../src/post-events.ts';
 import {
   deletion,
   edited,
@@ -152,5 +153,19 @@ describe.each<SearchDatabaseTarget>(['PGlite', 'Postgres server with pgvector'])
     await eventually(async () => service.batcher.inFlightCount, 0, 'no batch in flight');
     expect((await service.get('/search/index/status')).body.counts).toEqual({ pending: 0, claimed: 0, done: before, failed: 0 });
     expect(await indexOf(post.postId)).toEqual({ vectors: [], rows: [] });
+  });
+
+  it('forgets tombstones past their retention and keeps the recent ones', async () => {
+    const [old, recent] = [workbench(), workbench()];
+    await service.processed(await service.deleted(deletion(old)));
+    await service.processed(await service.deleted(deletion(recent)));
+    // A tombstone keeps the delete's time; the test data's deletes are dated in 2025, so date them here.
+    await service.db.update(schema.postTombstones).set({ deletedAt: sql`now() - interval '9 days'` }).where(eq(schema.postTombstones.postId, old.postId));
+    await service.db.update(schema.postTombstones).set({ deletedAt: sql`now()` }).where(eq(schema.postTombstones.postId, recent.postId));
+
+    // This is the file's last test: the earlier tests' tombstones (dated 2025) go too.
+    await expect(forgetTombstones(service.db, 8 * 24 * 3_600_000)).resolves.toBeGreaterThanOrEqual(1);
+    const left = await service.db.select({ postId: schema.postTombstones.postId }).from(schema.postTombstones).where(inArray(schema.postTombstones.postId, [old.postId, recent.postId]));
+    expect(left).toEqual([{ postId: recent.postId }]);
   });
 });
