@@ -1,7 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '@civildiy/common';
-import { call, startSystem, type System } from './system.ts';
+import { UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
 
 /**
  * Property-based fuzzing of every public endpoint through the gateway, real processes: whatever
@@ -17,19 +16,13 @@ let userId: string;
 beforeAll(async () => {
   system = await startSystem({
     services: ['mock-providers', 'auth-service', 'profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service', 'gateway'],
-    env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
+    env: UNLIMITED_GATEWAY,
   });
   gateway = system.urls.gateway;
-  const register = async () => {
-    const name = `fuzz${newId().slice(-10).replace(/-/g, '')}`;
-    const response = await call(`${gateway}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
-    expect(response.status, JSON.stringify(response.body)).toBe(201);
-    return response.body as { user: { id: string }; accessToken: string };
-  };
-  const [first, second] = [await register(), await register()];
-  token = first.accessToken;
-  userId = first.user.id;
-  otherToken = second.accessToken;
+  const [first, second] = [await registerUser(gateway, 'fuzz'), await registerUser(gateway, 'fuzz')];
+  token = first.token;
+  userId = first.id;
+  otherToken = second.token;
   const post = await call(`${gateway}/posts`, { token, body: { title: 'Fuzz target', body: 'A post the fuzzer edits.', tags: ['fuzz'] } });
   expect(post.status, JSON.stringify(post.body)).toBe(201);
   ownPostId = post.body.postId as string;

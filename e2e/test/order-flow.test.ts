@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
-import { call, startSystem, type System } from './system.ts';
+import { call, registerUser, startSystem, type System } from './system.ts';
 
 let system: System;
 
@@ -14,14 +14,7 @@ afterAll(async () => {
 
 const poll = { timeout: 30_000, interval: 100 };
 
-async function register() {
-  const name = `maker${newId().slice(-10).replace(/-/g, '')}`;
-  const response = await call(`${system.urls.auth}/auth/register`, {
-    body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' },
-  });
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return { id: response.body.user.id as string, email: `${name}@example.com`, token: response.body.accessToken as string };
-}
+const register = () => registerUser(system.urls.auth);
 
 async function placeOrder(token: string, lines: { sku: string; quantity: number }[], idempotencyKey?: string) {
   return call(`${system.urls.orders}/orders`, { token, body: { lines }, ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}) });

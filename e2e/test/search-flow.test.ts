@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '@civildiy/common';
-import { call, startSystem, type System } from './system.ts';
+import { UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
 
 /**
  * Flow 5.3 with real processes, through the gateway: a post goes posts-events → search-service
@@ -13,13 +12,10 @@ let token: string;
 beforeAll(async () => {
   system = await startSystem({
     services: ['mock-providers', 'auth-service', 'posts-service', 'search-service', 'worker', 'gateway'],
-    env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
+    env: UNLIMITED_GATEWAY,
   });
   gateway = system.urls.gateway;
-  const name = `seeker${newId().slice(-10).replace(/-/g, '')}`;
-  const registered = await call(`${gateway}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
-  expect(registered.status, JSON.stringify(registered.body)).toBe(201);
-  token = registered.body.accessToken as string;
+  token = (await registerUser(gateway, 'seeker')).token;
 }, 180_000);
 
 afterAll(async () => {

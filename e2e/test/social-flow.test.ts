@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newId } from '@civildiy/common';
 import { SOCIAL_SERVICES } from '@civildiy/common/testing';
-import { call, startSystem, type System } from './system.ts';
+import { PASSWORD, UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
 
 /**
  * Flow 5.2 with real processes, every call through the gateway: register → login → profile →
@@ -13,8 +12,7 @@ let gateway: string;
 beforeAll(async () => {
   system = await startSystem({
     services: SOCIAL_SERVICES,
-    // The flow is not about rate limits; the gateway's own tests cover them.
-    env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '1000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
+    env: UNLIMITED_GATEWAY,
   });
   gateway = system.urls.gateway;
 }, 180_000);
@@ -34,13 +32,10 @@ interface FeedItem {
 }
 
 async function registerAndLogin() {
-  const name = `maker${newId().slice(-10).replace(/-/g, '')}`;
-  const password = 'correct horse battery';
-  const registered = await call(`${gateway}/auth/register`, { body: { email: `${name}@example.com`, username: name, password } });
-  expect(registered.status, JSON.stringify(registered.body)).toBe(201);
-  const login = await call(`${gateway}/auth/login`, { body: { login: name, password } });
+  const user = await registerUser(gateway);
+  const login = await call(`${gateway}/auth/login`, { body: { login: user.username, password: PASSWORD } });
   expect(login.status, JSON.stringify(login.body)).toBe(200);
-  return { id: registered.body.user.id as string, username: name, token: login.body.accessToken as string };
+  return { id: user.id, username: user.username, token: login.body.accessToken as string };
 }
 
 async function feedItems(path: string): Promise<FeedItem[]> {
