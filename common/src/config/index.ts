@@ -80,5 +80,8 @@ export const baseEnv = z.object({
   EVENTS_CLAIM_IDLE_MS: envInt(1_000, 3_600_000)
     .default(30_000)
     .describe("an event a consumer read but did not acknowledge this long (its handler failed or its process died) is taken over by another consumer of the group (ms)"),
+  EMBEDDED_VACUUM_INTERVAL_MS: envInt(1_000, 86_400_000)
+    .default(600_000)
+    .describe('how often an embedded (PGlite) database is vacuumed and analysed, as autovacuum would on a server (ms)'),
 });
 export type BaseEnv = z.infer<typeof baseEnv>;

@@ -3,3 +3,4 @@ export { openDatabase, type OpenDatabaseOptions, type OpenDatabase } from './ope
 export { MIGRATIONS_SCHEMA, migrationsTableFor, migrationLockKey, type MigrationRun } from './migrations.ts';
 export { isUniqueViolation, UNIQUE_VIOLATION } from './unique-violation.ts';
 export { DATABASE_TARGETS, createTestDatabase, openTestDatabase, type DatabaseTarget, type TestDatabase } from './testing.ts';
+export { startEmbeddedVacuum } from './embedded-vacuum.ts';

@@ -1,6 +1,6 @@
 import type { RedisOptions } from 'ioredis';
 import type { BaseEnv } from '../config/index.ts';
-import { openDatabase, type OpenDatabase } from '../db/index.ts';
+import { openDatabase, startEmbeddedVacuum, type OpenDatabase } from '../db/index.ts';
 import { RedisStreamsEventBus } from '../events/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
 import { OutboxRelay } from '../outbox/index.ts';
@@ -91,6 +91,10 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
       ...(options.database.extensions ? { extensions: options.database.extensions } : {}),
     });
     shutdown.add('database', () => database!.close());
+    if (database.kind === 'pglite') {
+      const stopVacuum = startEmbeddedVacuum(database.db, { intervalMs: config.EMBEDDED_VACUUM_INTERVAL_MS, logger });
+      shutdown.add('embedded vacuum', stopVacuum);
+    }
   }
 
   const redis = createRedis(config.REDIS_BROKER_URL, { name: service, logger, ...(options.redisOptions ? { options: options.redisOptions } : {}) });
