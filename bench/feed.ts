@@ -21,9 +21,8 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { newId } from '@civildiy/common';
-import { SOCIAL_SERVICES } from '@civildiy/common/testing';
-import { call, cpuSnapshot, printTable, redisPid, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { SOCIAL_SERVICES, type RegisteredUser } from '@civildiy/common/testing';
+import { call, cpuSnapshot, registerUser, printTable, redisPid, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const FEED_SECONDS = Number(process.env.BENCH_FEED_SECONDS ?? 10);
 const FEED_REPS = Number(process.env.BENCH_FEED_REPS ?? 3);
@@ -35,21 +34,7 @@ const POLLERS = Number(process.env.BENCH_POLLERS ?? 2);
 const PACED_RATE = Number(process.env.BENCH_FEED_PACED_RATE ?? 2_000);
 const USERS = 10;
 
-interface User {
-  id: string;
-  token: string;
-}
-
-async function registerUsers(gateway: string, count: number): Promise<User[]> {
-  return Promise.all(
-    Array.from({ length: count }, async () => {
-      const name = `bench${newId().slice(-10).replace(/-/g, '')}`;
-      const response = await call(`${gateway}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
-      if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(response.body)}`);
-      return { id: response.body.user.id as string, token: response.body.accessToken as string };
-    }),
-  );
-}
+type User = RegisteredUser;
 
 async function createPost(gateway: string, user: User, index: number): Promise<{ status: number; postId?: string }> {
   const response = await call(`${gateway}/posts`, {
@@ -223,7 +208,7 @@ export async function run(): Promise<Record<string, unknown>> {
     env: { GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '100000000', GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '100000000', GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0' },
   });
   try {
-    const users = await registerUsers(system.urls.gateway, USERS);
+    const users = await Promise.all(Array.from({ length: USERS }, () => registerUser(system.urls.gateway, 'bench')));
     // A full global page to read: 200 posts, then wait until the feed shows 20.
     for (let index = 0; index < 200; index += 20) await Promise.all(Array.from({ length: 20 }, (_, offset) => createPost(system.urls.gateway, users[(index + offset) % USERS]!, index + offset)));
     for (;;) {

@@ -20,9 +20,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { newId } from '@civildiy/common';
+import { seededRandom } from 'mock-providers/seeded-random';
 import type { SystemService } from '@civildiy/common/testing';
-import { call, printTable, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { call, printTable, registerUser, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const INDEX_POSTS = Number(process.env.BENCH_INDEX_POSTS ?? 2_000);
 const SEARCH_POSTS = Number(process.env.BENCH_SEARCH_POSTS ?? 10_000);
@@ -34,17 +34,8 @@ const WRITERS = 8;
 
 const SERVICES: SystemService[] = ['mock-providers', 'auth-service', 'posts-service', 'search-service', 'worker'];
 
-/** A small deterministic generator (mulberry32), so every run indexes the same corpus. */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** Seeded (mulberry32, the mock providers' generator), so every run indexes the same corpus. */
+export const random = seededRandom;
 
 const TOPICS: Record<string, string[]> = {
   woodworking: ['oak', 'plywood', 'dovetail', 'joinery', 'chisel', 'plane', 'workbench', 'sanding', 'glue', 'clamp', 'walnut', 'shelf', 'stool', 'mortise', 'tenon'],
@@ -99,12 +90,7 @@ export function queries(count: number): string[] {
   });
 }
 
-async function register(system: Slice): Promise<string> {
-  const name = `bench${newId().slice(-10).replace(/-/g, '')}`;
-  const response = await call(`${system.urls.auth}/auth/register`, { body: { email: `${name}@example.com`, username: name, password: 'correct horse battery' } });
-  if (response.status !== 201) throw new Error(`register: ${response.status} ${JSON.stringify(response.body)}`);
-  return response.body.accessToken as string;
-}
+const register = async (system: Slice) => (await registerUser(system.urls.auth, 'bench')).token;
 
 /** Writes `count` generated posts through posts-service with WRITERS parallel writers. */
 async function writePosts(system: Slice, token: string, count: number, seed: number): Promise<void> {

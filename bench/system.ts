@@ -56,24 +56,8 @@ export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
   return system;
 }
 
-/** JSON over HTTP (optionally with a bearer token). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped JSON by default, callers narrow with T
-export async function call<T = Record<string, any>>(
-  url: string,
-  options: { method?: string; token?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<{ status: number; body: T }> {
-  const response = await fetch(url, {
-    method: options.method ?? (options.body === undefined ? 'GET' : 'POST'),
-    headers: {
-      ...(options.body === undefined ? {} : { 'content-type': 'application/json' }),
-      ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-      ...options.headers,
-    },
-    ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
+/** JSON over HTTP (optionally with a bearer token); registering benchmark users. */
+export { httpCall as call, registerUser } from '@civildiy/common/testing';
 
 /** Percentile (nearest rank) of an ascending-sorted array. */
 export function percentile(sorted: number[], p: number): number {

@@ -14,3 +14,4 @@ export {
   type SystemUnderTest,
 } from './system.ts';
 export { newPostSnapshot } from './posts.ts';
+export { httpCall, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
