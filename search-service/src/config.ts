@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseEnv, envInt } from '@civildiy/common';
+import { baseEnv, envBool, envInt } from '@civildiy/common';
 
 /** search-service environment (see .env.example). */
 export const searchServiceEnv = baseEnv.extend({
@@ -8,6 +8,9 @@ export const searchServiceEnv = baseEnv.extend({
     .string()
     .optional()
     .describe('a postgres:// URL of a server WITH pgvector; unset = embedded PGlite (pgvector included) in DATA_DIR/search-service'),
+  SEARCH_DB_THREAD: envBool
+    .default(true)
+    .describe('embedded PGlite only: run the database on its own worker thread, so HNSW searches do not block HTTP handling (uses a second core)'),
   EMBEDDINGS_URL: z.url().default('http://127.0.0.1:8001').describe('the OpenAI-compatible embeddings provider search queries are embedded with (the mock provider by default)'),
   EMBEDDINGS_MODEL: z
     .string()

@@ -27,6 +27,7 @@ const { logger, shutdown, bus, database, tasks, readiness } = await startRuntime
     migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
     url: config.SEARCH_DATABASE_URL,
     extensions: { vector: true },
+    thread: config.SEARCH_DB_THREAD,
   },
 });
 const db = database.db;

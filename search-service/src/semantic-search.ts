@@ -1,4 +1,4 @@
-import { and, arrayContains, eq, ne, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { NotFoundError } from '@civildiy/common';
 import { postVectors } from './db/schema.ts';
 import type { QueryEmbedder } from './query-embedder.ts';
@@ -48,7 +48,58 @@ export interface SemanticSearchOptions {
   metrics?: SearchMetrics;
 }
 
-const vectorLiteral = (embedding: number[]) => `[${embedding.join(',')}]`;
+/**
+ * The pgvector text of a vector. Query vectors come from the embedding cache, the same array for
+ * every search of a text, so the text is kept beside it rather than built per search.
+ */
+const literals = new WeakMap<number[], string>();
+function vectorLiteral(embedding: number[]): string {
+  let literal = literals.get(embedding);
+  if (literal === undefined) {
+    literal = `[${embedding.join(',')}]`;
+    literals.set(embedding, literal);
+  }
+  return literal;
+}
+
+/** Which optional filters a nearest query has. */
+interface QueryShape {
+  tag: boolean;
+  exclude: boolean;
+}
+
+/**
+ * Nearest vectors of the active generation to `$vector`, for a filter shape; the values are
+ * placeholders (`vector`, `limit`, `tag`, `exclude`), so the query is built once and run many times.
+ */
+function nearestQuery(db: SearchDb | SearchTx, shape: QueryShape) {
+  const distance = sql<number>`${postVectors.embedding} <=> ${sql.placeholder('vector')}::vector`;
+  return db
+    .select({
+      postId: postVectors.postId,
+      title: postVectors.title,
+      excerpt: postVectors.excerpt,
+      authorId: postVectors.authorId,
+      authorUsername: postVectors.authorUsername,
+      tags: postVectors.tags,
+      version: postVectors.version,
+      createdAt: postVectors.createdAt,
+      distance,
+    })
+    .from(postVectors)
+    .where(
+      and(
+        eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`),
+        shape.tag ? sql`${postVectors.tags} @> array[${sql.placeholder('tag')}]::text[]` : undefined,
+        shape.exclude ? sql`${postVectors.postId} <> ${sql.placeholder('exclude')}::uuid` : undefined,
+      ),
+    )
+    .orderBy(distance)
+    .limit(sql.placeholder('limit'))
+    .prepare(`search_nearest_${shape.tag ? 'tag' : 'all'}_${shape.exclude ? 'exclude' : 'any'}`);
+}
+
+type NearestRow = Awaited<ReturnType<ReturnType<typeof nearestQuery>['execute']>>[number];
 
 /** `ef` candidates per HNSW scan; iterative scans keep walking the graph when the tag or generation filter drops candidates. */
 const hnswSettings = (ef: number, local: boolean) =>
@@ -63,6 +114,7 @@ export class SemanticSearch {
   private readonly options: SemanticSearchOptions;
   private model: { value: string; expiresAt: number } | undefined;
   private sessionConfigured: Promise<unknown> | undefined;
+  private readonly preparedQueries = new Map<string, ReturnType<typeof nearestQuery>>();
 
   constructor(options: SemanticSearchOptions) {
     this.options = options;
@@ -95,36 +147,14 @@ export class SemanticSearch {
   }
 
   private async nearest(embedding: number[], options: NearestOptions & { excludePostId?: string }): Promise<SearchHit[]> {
-    const distance = sql<number>`${postVectors.embedding} <=> ${vectorLiteral(embedding)}::vector`;
-    const select = (db: SearchDb | SearchTx) =>
-      db
-        .select({
-          postId: postVectors.postId,
-          title: postVectors.title,
-          excerpt: postVectors.excerpt,
-          authorId: postVectors.authorId,
-          authorUsername: postVectors.authorUsername,
-          tags: postVectors.tags,
-          version: postVectors.version,
-          createdAt: postVectors.createdAt,
-          distance,
-        })
-        .from(postVectors)
-        .where(
-          and(
-            eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`),
-            options.tag === undefined ? undefined : arrayContains(postVectors.tags, [options.tag]),
-            options.excludePostId === undefined ? undefined : ne(postVectors.postId, options.excludePostId),
-          ),
-        )
-        .orderBy(distance)
-        .limit(options.limit);
+    const values = { vector: vectorLiteral(embedding), limit: options.limit, tag: options.tag ?? '', exclude: options.excludePostId ?? '' };
+    const shape: QueryShape = { tag: options.tag !== undefined, exclude: options.excludePostId !== undefined };
     const ef = Math.max(this.options.efSearch, options.limit);
-    let rows;
+    let rows: NearestRow[];
     if (options.exact) {
       rows = await this.options.db.transaction(async (tx) => {
         await tx.execute(sql`select set_config('enable_indexscan', 'off', true)`);
-        return select(tx);
+        return nearestQuery(tx, shape).execute(values);
       });
     } else if (this.options.databaseKind === 'pglite' && ef === this.options.efSearch) {
       this.sessionConfigured ??= this.options.db.execute(hnswSettings(ef, false)).catch((error: unknown) => {
@@ -132,14 +162,25 @@ export class SemanticSearch {
         throw error;
       });
       await this.sessionConfigured;
-      rows = await select(this.options.db);
+      rows = await this.prepared(shape).execute(values);
     } else {
       rows = await this.options.db.transaction(async (tx) => {
         await tx.execute(hnswSettings(ef, true));
-        return select(tx);
+        return nearestQuery(tx, shape).execute(values);
       });
     }
     return rows.map(({ distance: d, createdAt, ...row }) => ({ ...row, createdAt: createdAt.toISOString(), score: 1 - Number(d) }));
+  }
+
+  /** The query of a filter shape, built once (the SQL text never changes; only the values do). */
+  private prepared(shape: QueryShape) {
+    const key = `${shape.tag}:${shape.exclude}`;
+    let query = this.preparedQueries.get(key);
+    if (!query) {
+      query = nearestQuery(this.options.db, shape);
+      this.preparedQueries.set(key, query);
+    }
+    return query;
   }
 
   private async servingModel(): Promise<string> {

@@ -17,6 +17,11 @@ export interface RuntimeDatabase<TSchema extends Record<string, unknown>> {
   /** `<NAME>_DATABASE_URL`: a Postgres server; unset = embedded PGlite in `DATA_DIR/<service>`. */
   url?: string | undefined;
   extensions?: { vector?: boolean };
+  /**
+   * Embedded only: PGlite on its own worker thread (see `openDatabase`), for a service whose queries
+   * are heavy enough to block its event loop. If the thread dies the process stops (exit 1).
+   */
+  thread?: boolean;
 }
 
 /** Options of {@link startRuntime}. */
@@ -89,6 +94,15 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
       logger,
       ...(options.database.url ? { url: options.database.url } : {}),
       ...(options.database.extensions ? { extensions: options.database.extensions } : {}),
+      ...(options.database.thread
+        ? {
+            thread: true,
+            onThreadExit: (error: Error) => {
+              logger.fatal({ err: error }, 'the embedded database thread died; stopping (the data folder is intact: restart the service)');
+              void shutdown.run().finally(() => process.exit(1));
+            },
+          }
+        : {}),
     });
     shutdown.add('database', () => database!.close());
     if (database.kind === 'pglite') {
