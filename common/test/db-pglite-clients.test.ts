@@ -146,3 +146,34 @@ describe('PGliteThread when its worker dies', () => {
     }
   });
 });
+
+describe('PGliteThread and in-process PGlite', () => {
+  it('give the same rows for every common column type, with simple parameters and with ones only PGlite can type', async () => {
+    const inProcess = await PGliteClient.create('memory://same-a');
+    const thread = await PGliteThread.create('memory://same-b');
+    try {
+      const columns = `select 1::int4 as i4, 9007199254740993::int8 as i8, 1.5::float8 as f8, 2.25::numeric as num, true as yes, 'x'::text as t,
+        array['a', 'b,c', null]::text[] as texts, array[1, 2]::int4[] as ints, '{"k": [1, "v"]}'::jsonb as doc, '\\x0102'::bytea as bytes,
+        'c3b7a77e-0000-4000-8000-000000000000'::uuid as id, array['c3b7a77e-0000-4000-8000-000000000000']::uuid[] as ids, null::text as nothing`;
+      const statements: [string, unknown[]][] = [
+        [columns, []],
+        ['select $1::text as a, $2::int as b, $3::bool as c, $4::timestamptz as d, $5::float8 as e', ['s', 42, false, new Date('2026-11-22T10:00:00Z'), 0.1]],
+        ['select $1::jsonb as doc, $2::bytea as bytes', [{ nested: { list: [1, 2] } }, new Uint8Array([7, 8, 9])]],
+      ];
+      for (const [sql, params] of statements) {
+        for (const rowMode of ['object', 'array'] as const) {
+          const expected = await inProcess.query(sql, params, { rowMode });
+          const actual = await thread.query(sql, params, { rowMode });
+          expect(actual.rows).toEqual(expected.rows);
+          expect(actual.fields).toEqual(expected.fields);
+        }
+      }
+      for (const client of [inProcess, thread]) await client.exec('create table counted (n int)');
+      const insert = 'insert into counted select generate_series(1, $1::int)';
+      expect((await thread.query(insert, [3])).affectedRows).toBe((await inProcess.query(insert, [3])).affectedRows);
+    } finally {
+      await inProcess.close();
+      await thread.close();
+    }
+  });
+});
