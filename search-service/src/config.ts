@@ -35,6 +35,9 @@ export const searchServiceEnv = baseEnv.extend({
   SEARCH_HNSW_EF_SEARCH: envInt(1, 1_000)
     .default(100)
     .describe('pgvector hnsw.ef_search: candidates the HNSW index examines per query (higher = better recall, slower); at least the limit asked for'),
+  SEARCH_QUERY_BATCH_MAX: envInt(1, 256)
+    .default(16)
+    .describe('embedded PGlite only: searches that arrive while one runs are answered by one statement, at most this many (1 = one statement per search)'),
   SEARCH_TOMBSTONE_RETENTION_MS: envInt(60_000, 365 * 24 * 3_600_000)
     .default(8 * 24 * 3_600_000)
     .describe('how long a deleted post is remembered, so a late create cannot bring it back (ms; events are kept 7 days)'),

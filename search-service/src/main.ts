@@ -107,6 +107,6 @@ const embedder = new QueryEmbedder({
   cacheSize: config.SEARCH_QUERY_CACHE_SIZE,
   metrics,
 });
-const search = new SemanticSearch({ db, embedder, defaultModel: config.EMBEDDINGS_MODEL, efSearch: config.SEARCH_HNSW_EF_SEARCH, databaseKind: database.kind, metrics });
+const search = new SemanticSearch({ db, embedder, defaultModel: config.EMBEDDINGS_MODEL, efSearch: config.SEARCH_HNSW_EF_SEARCH, databaseKind: database.kind, maxBatch: config.SEARCH_QUERY_BATCH_MAX, metrics });
 const app = await buildApp({ db, search, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onRedriven: () => batcher.wake() });
 await listen(app, { port: config.SEARCH_PORT, host: config.HOST, shutdown });

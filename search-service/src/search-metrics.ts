@@ -19,6 +19,8 @@ export interface SearchMetrics {
   embedSeconds(seconds: number): void;
   querySeconds(labels: QueryLabels, seconds: number): void;
   queryEmbeddingCache(result: 'hit' | 'miss'): void;
+  /** Searches answered by one database statement (PGlite coalesces those that arrive while one runs). */
+  queryBatch(size: number): void;
 }
 
 /** Open index rows by status, read at scrape time. */
@@ -78,6 +80,15 @@ export function searchMetrics(options: { openRows?: OpenRowCounts; registry?: Re
     new Counter({ name: 'search_query_embedding_cache_total', help: 'Query embeddings from the cache (hit) or the provider (miss)', labelNames: ['result'] as const, registers: [registry] }),
   );
 
+  const queryBatches = reuseMetric(registry, 'search_query_batch_size', () =>
+    new Histogram({
+      name: 'search_query_batch_size',
+      help: 'Searches answered by one database statement (embedded PGlite runs those that arrive while one runs together)',
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers: [registry],
+    }),
+  );
+
   const openRows = options.openRows;
   if (openRows) {
     let reading: Promise<Awaited<ReturnType<OpenRowCounts>> | undefined> | undefined;
@@ -105,5 +116,6 @@ export function searchMetrics(options: { openRows?: OpenRowCounts; registry?: Re
     embedSeconds: (seconds) => embed.observe(seconds),
     querySeconds: (labels, seconds) => queries.observe({ ...labels }, seconds),
     queryEmbeddingCache: (result) => cache.inc({ result }),
+    queryBatch: (size) => queryBatches.observe(size),
   };
 }

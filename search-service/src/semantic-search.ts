@@ -1,5 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import { NotFoundError } from '@civildiy/common';
+import { CoalescedNearest } from './coalesced-nearest.ts';
 import { postVectors } from './db/schema.ts';
 import type { QueryEmbedder } from './query-embedder.ts';
 import type { QueryLabels, SearchMetrics } from './search-metrics.ts';
@@ -45,6 +46,11 @@ export interface SemanticSearchOptions {
    * transaction per query. `postgres` (a pool): each query sets them in its own transaction.
    */
   databaseKind: 'pglite' | 'postgres';
+  /**
+   * PGlite: searches (without a tag) that arrive while one runs are sent together, at most this
+   * many per statement (`SEARCH_QUERY_BATCH_MAX`; see {@link CoalescedNearest}). Default 16.
+   */
+  maxBatch?: number;
   metrics?: SearchMetrics;
 }
 
@@ -101,6 +107,21 @@ function nearestQuery(db: SearchDb | SearchTx, shape: QueryShape) {
 
 type NearestRow = Awaited<ReturnType<ReturnType<typeof nearestQuery>['execute']>>[number];
 
+/** A search hit from a row of either query (named fields: V8's object rest is a slow generic copy, paid per row). */
+function toHit(row: Omit<NearestRow, 'createdAt'>, createdAt: Date | string): SearchHit {
+  return {
+    postId: row.postId,
+    title: row.title,
+    excerpt: row.excerpt,
+    authorId: row.authorId,
+    authorUsername: row.authorUsername,
+    tags: row.tags,
+    score: 1 - Number(row.distance),
+    version: row.version,
+    createdAt: new Date(createdAt).toISOString(),
+  };
+}
+
 /** `ef` candidates per HNSW scan; iterative scans keep walking the graph when the tag or generation filter drops candidates. */
 const hnswSettings = (ef: number, local: boolean) =>
   sql`select set_config('hnsw.ef_search', ${String(ef)}, ${local}), set_config('hnsw.iterative_scan', 'strict_order', ${local})`;
@@ -115,9 +136,11 @@ export class SemanticSearch {
   private model: { value: string; expiresAt: number } | undefined;
   private sessionConfigured: Promise<unknown> | undefined;
   private readonly preparedQueries = new Map<string, ReturnType<typeof nearestQuery>>();
+  private readonly coalesced: CoalescedNearest;
 
   constructor(options: SemanticSearchOptions) {
     this.options = options;
+    this.coalesced = new CoalescedNearest({ db: options.db, maxBatch: options.maxBatch ?? 16, ...(options.metrics ? { onBatch: options.metrics.queryBatch } : {}) });
   }
 
   /**
@@ -162,6 +185,7 @@ export class SemanticSearch {
         throw error;
       });
       await this.sessionConfigured;
+      if (!shape.tag && !shape.exclude) return (await this.coalesced.nearest(values.vector, options.limit)).map((row) => toHit(row, row.createdAt));
       rows = await this.prepared(shape).execute(values);
     } else {
       rows = await this.options.db.transaction(async (tx) => {
@@ -169,18 +193,7 @@ export class SemanticSearch {
         return nearestQuery(tx, shape).execute(values);
       });
     }
-    // Named fields, not `{ distance, ...row }`: V8's object rest is a slow generic copy, paid per row.
-    return rows.map((row) => ({
-      postId: row.postId,
-      title: row.title,
-      excerpt: row.excerpt,
-      authorId: row.authorId,
-      authorUsername: row.authorUsername,
-      tags: row.tags,
-      score: 1 - Number(row.distance),
-      version: row.version,
-      createdAt: row.createdAt.toISOString(),
-    }));
+    return rows.map((row) => toHit(row, row.createdAt));
   }
 
   /** The query of a filter shape, built once (the SQL text never changes; only the values do). */

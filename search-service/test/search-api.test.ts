@@ -31,12 +31,20 @@ interface Hit {
   tags: string[];
   score: number;
   version: number;
+  createdAt: string;
 }
 
 async function search(url: string): Promise<Hit[]> {
   const { status, body } = await service.get<{ items: Hit[] }>(url);
   expect(status).toBe(200);
   return body.items;
+}
+
+/** The `search_query_batch_size` histogram: statements sent and the searches they answered. */
+async function batchCounts(): Promise<{ count: number; sum: number }> {
+  const metric = await service.registry.getSingleMetric('search_query_batch_size')!.get();
+  const value = (name: string) => metric.values.find((sample) => sample.metricName === name)?.value ?? 0;
+  return { count: value('search_query_batch_size_count'), sum: value('search_query_batch_size_sum') };
 }
 
 describe('ranking on a fixed corpus of DIY posts', () => {
@@ -61,6 +69,7 @@ describe('ranking on a fixed corpus of DIY posts', () => {
       authorUsername: 'builder',
       tags: ['plumbing'],
       version: 1,
+      createdAt: new Date(tap.createdAt).toISOString(),
     });
     expect(hit.score).toBeGreaterThan(0);
     expect(hit.score).toBeLessThanOrEqual(1);
@@ -78,6 +87,19 @@ describe('ranking on a fixed corpus of DIY posts', () => {
       const exact = (await search(`/search?q=${q}&limit=10&exact=true`)).map((item) => item.postId);
       expect(hnsw).toEqual(exact);
     }
+  });
+
+  it('answers searches that arrive together with one statement, exactly as it answers them one at a time', async () => {
+    const asked = RANKING_CASES.flatMap(([query], index) => [`/search?q=${encodeURIComponent(query)}&limit=${3 + (index % 4) * 4}`, `/search?q=${encodeURIComponent(query)}`]);
+    const alone: Hit[][] = [];
+    for (const url of asked) alone.push(await search(url));
+    const batchesBefore = await batchCounts();
+    const together = await Promise.all(asked.map((url) => search(url)));
+    expect(together).toEqual(alone);
+    const batchesAfter = await batchCounts();
+    // Every search was counted in a statement, and at least one statement answered several.
+    expect(batchesAfter.sum - batchesBefore.sum).toBe(asked.length);
+    expect(batchesAfter.count - batchesBefore.count).toBeLessThan(asked.length);
   });
 
   it('finds posts similar to a post, without the post itself', async () => {
