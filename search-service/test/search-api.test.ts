@@ -43,7 +43,7 @@ async function search(url: string): Promise<Hit[]> {
 /** The `search_query_batch_size` histogram: statements sent and the searches they answered. */
 async function batchCounts(): Promise<{ count: number; sum: number }> {
   const metric = await service.registry.getSingleMetric('search_query_batch_size')!.get();
-  const value = (name: string) => metric.values.find((sample) => sample.metricName === name)?.value ?? 0;
+  const value = (name: string) => metric.values.find((sample) => (sample as { metricName?: string }).metricName === name)?.value ?? 0;
   return { count: value('search_query_batch_size_count'), sum: value('search_query_batch_size_sum') };
 }
 
