@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { calibrate } from './calibration.ts';
 
 const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
   tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
@@ -24,16 +25,19 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const selected = wanted.length > 0 ? wanted : Object.keys(benchmarks);
-const results: Record<string, unknown> = {
-  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
-  startedAt: new Date().toISOString(),
-};
+const calibrationBefore = calibrate();
+console.log(`machine calibration: ${calibrationBefore} ms (a fixed CPU workload; lower is faster, compare runs by it)`);
+const machine: Record<string, unknown> = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, calibrationMs: { before: calibrationBefore } };
+const results: Record<string, unknown> = { machine, startedAt: new Date().toISOString() };
 for (const name of selected) {
   console.log(`\n=== ${name}`);
   const started = performance.now();
   results[name] = await benchmarks[name]!();
   console.log(`=== ${name} done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 }
+const calibrationAfter = calibrate();
+machine.calibrationMs = { before: calibrationBefore, after: calibrationAfter };
+console.log(`\nmachine calibration: ${calibrationBefore} ms before, ${calibrationAfter} ms after`);
 const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '.data');
 mkdirSync(folder, { recursive: true });
 const file = path.join(folder, `bench-${Date.now()}.json`);
