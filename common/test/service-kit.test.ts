@@ -82,6 +82,20 @@ describe('service kit errors', () => {
     expect(body.error.details.map((d: { path: string }) => d.path).sort()).toEqual(['count', 'name']);
   });
 
+  it('refuses text with the NUL character (Postgres cannot store it) with 400 validation_failed naming where it is', async () => {
+    const inBody = await app.inject({ method: 'POST', url: '/things', payload: '{"name":"ok\\u0000","count":1}', headers: { 'content-type': 'application/json' } });
+    expect(inBody.statusCode).toBe(400);
+    expect(inBody.json().error).toMatchObject({ code: 'validation_failed', details: [{ in: 'body', path: 'name' }] });
+    const inQuery = await app.inject({ method: 'GET', url: '/fail/conflict?tag=a%00b' });
+    expect(inQuery.statusCode).toBe(400);
+    expect(inQuery.json().error).toMatchObject({ code: 'validation_failed', details: [{ in: 'querystring', path: 'tag' }] });
+    const inPath = await app.inject({ method: 'GET', url: '/fail/con%00flict' });
+    expect(inPath.json().error).toMatchObject({ code: 'validation_failed', details: [{ in: 'params', path: 'kind' }] });
+    // A backslash followed by "u0000" is ordinary text.
+    const escaped = await app.inject({ method: 'POST', url: '/things', payload: { name: '\\u0000', count: 1 } });
+    expect(escaped.statusCode).toBe(200);
+  });
+
   it('answers malformed JSON with 400 invalid_json', async () => {
     const response = await app.inject({ method: 'POST', url: '/things', payload: '{"name":', headers: { 'content-type': 'application/json' } });
     expect(response.statusCode).toBe(400);

@@ -62,6 +62,8 @@ describe.each(DATABASE_TARGETS)('posts-service API on %s', (target) => {
       ['a tag with spaces', { tags: ['wood work'] }],
       ['a one-letter tag', { tags: ['x'] }],
       ['an expiresAt that is not a date', { expiresAt: 'tomorrow' }],
+      ['a title with the NUL character (found by the gateway fuzzing: it answered 500)', { title: '\u0000' }],
+      ['a body with the NUL character', { body: 'glue\u0000up' }],
     ])('rejects %s with 400 validation_failed and writes neither post nor outbox row', async (_case, change) => {
       const before = await service.rowCounts();
       const response = await service.app.inject({

@@ -9,6 +9,7 @@ import { installHealth, type ReadinessCheck } from './health.ts';
 import { installMetrics } from './metrics.ts';
 import { REQUEST_ID_HEADER, installRequestContext, requestIdFrom } from './request-context.ts';
 import type { Shutdown } from './shutdown.ts';
+import { installTextGuard } from './text-guard.ts';
 
 /** A service's Fastify instance, typed by the zod type provider. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
@@ -56,6 +57,7 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
   installRequestContext(app);
   closeConnectionsWhenClosing(app);
   installErrorHandling(app);
+  installTextGuard(app);
   if (options.logRequests ?? true) {
     app.addHook('onResponse', (request, reply, done) => {
       const fields = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
