@@ -4,6 +4,20 @@ import { ValidationError } from '../errors/index.ts';
 /** Where in the request a NUL was found, as the validation errors name places: `body`, `querystring`, `params`. */
 type Place = 'body' | 'querystring' | 'params';
 
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * Path parameters and the query string as a plain object: Fastify builds them with prototypes of
+ * its own, and their values are strings or arrays of strings.
+ */
+function stringMap(value: unknown): Record<string, unknown> | undefined {
+  return value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value)) : undefined;
+}
+
 /** The dotted path of the first string holding U+0000 in `value`, or undefined. */
 function nulPath(value: unknown, path: string[] = []): string | undefined {
   if (typeof value === 'string') return value.includes('\u0000') ? path.join('.') : undefined;
@@ -14,7 +28,9 @@ function nulPath(value: unknown, path: string[] = []): string | undefined {
     }
     return undefined;
   }
-  if (value !== null && typeof value === 'object') {
+  // Parsed JSON and query strings only: a body kept as a stream or bytes (the gateway passes bodies
+  // through untouched) is not text of this service's.
+  if (isPlainObject(value)) {
     for (const [key, item] of Object.entries(value)) {
       if (key.includes('\u0000')) return [...path, key].join('.');
       const found = nulPath(item, [...path, key]);
@@ -34,8 +50,8 @@ export function installTextGuard(app: FastifyInstance): void {
   // Callback style: an async hook would cost every request a promise.
   app.addHook('preValidation', (request, _reply, done) => {
     const places: [Place, unknown][] = [
-      ['params', request.params],
-      ['querystring', request.query],
+      ['params', stringMap(request.params)],
+      ['querystring', stringMap(request.query)],
       ['body', request.body],
     ];
     for (const [place, value] of places) {
