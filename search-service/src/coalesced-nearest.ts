@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { SearchDb } from './search-state.ts';
+import { activeGeneration, type SearchDb } from './search-state.ts';
 
 /** One nearest-neighbour search waiting for the database. */
 interface Waiting {
@@ -98,7 +98,7 @@ export class CoalescedNearest {
       cross join lateral (
         select post_id, title, excerpt, author_id, author_username, tags, version, created_at, embedding <=> q.v as distance
         from post_vectors
-        where generation = (select active_generation from search_state where id = 1)
+        where generation = ${activeGeneration}
         order by embedding <=> q.v
         limit ${limit}
       ) r

@@ -6,6 +6,9 @@ import type * as schema from './db/schema.ts';
 export type SearchDb = Database<typeof schema>;
 export type SearchTx = DbTransaction<typeof schema>;
 
+/** The generation searches read, as a subquery: statements see a switch the moment it commits. */
+export const activeGeneration = sql`(select active_generation from search_state where id = 1)`;
+
 /** Which index generations exist: the one searches read and, during a reindex, the one being built. */
 export interface Generations {
   active: number;

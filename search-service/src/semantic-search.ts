@@ -4,7 +4,7 @@ import { CoalescedNearest } from './coalesced-nearest.ts';
 import { postVectors } from './db/schema.ts';
 import type { QueryEmbedder } from './query-embedder.ts';
 import type { QueryLabels, SearchMetrics } from './search-metrics.ts';
-import { readGenerations, type SearchDb, type SearchTx } from './search-state.ts';
+import { activeGeneration, readGenerations, type SearchDb, type SearchTx } from './search-state.ts';
 
 /** One search result. */
 export interface SearchHit {
@@ -95,7 +95,7 @@ function nearestQuery(db: SearchDb | SearchTx, shape: QueryShape) {
     .from(postVectors)
     .where(
       and(
-        eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`),
+        eq(postVectors.generation, activeGeneration),
         shape.tag ? sql`${postVectors.tags} @> array[${sql.placeholder('tag')}]::text[]` : undefined,
         shape.exclude ? sql`${postVectors.postId} <> ${sql.placeholder('exclude')}::uuid` : undefined,
       ),
@@ -108,7 +108,7 @@ function nearestQuery(db: SearchDb | SearchTx, shape: QueryShape) {
 type NearestRow = Awaited<ReturnType<ReturnType<typeof nearestQuery>['execute']>>[number];
 
 /** A search hit from a row of either query (named fields: V8's object rest is a slow generic copy, paid per row). */
-function toHit(row: Omit<NearestRow, 'createdAt'>, createdAt: Date | string): SearchHit {
+function toHit(row: Omit<NearestRow, 'createdAt'> & { createdAt: Date | string }): SearchHit {
   return {
     postId: row.postId,
     title: row.title,
@@ -118,7 +118,7 @@ function toHit(row: Omit<NearestRow, 'createdAt'>, createdAt: Date | string): Se
     tags: row.tags,
     score: 1 - Number(row.distance),
     version: row.version,
-    createdAt: new Date(createdAt).toISOString(),
+    createdAt: new Date(row.createdAt).toISOString(),
   };
 }
 
@@ -163,7 +163,7 @@ export class SemanticSearch {
       const [row] = await this.options.db
         .select({ embedding: postVectors.embedding })
         .from(postVectors)
-        .where(and(eq(postVectors.postId, postId), eq(postVectors.generation, sql`(select active_generation from search_state where id = 1)`)));
+        .where(and(eq(postVectors.postId, postId), eq(postVectors.generation, activeGeneration)));
       if (!row) throw new NotFoundError('This post is not in the search index', 'search.not_found');
       return this.nearest(row.embedding, { ...options, excludePostId: postId });
     });
@@ -185,7 +185,7 @@ export class SemanticSearch {
         throw error;
       });
       await this.sessionConfigured;
-      if (!shape.tag && !shape.exclude) return (await this.coalesced.nearest(values.vector, options.limit)).map((row) => toHit(row, row.createdAt));
+      if (!shape.tag && !shape.exclude) return (await this.coalesced.nearest(values.vector, options.limit)).map(toHit);
       rows = await this.prepared(shape).execute(values);
     } else {
       rows = await this.options.db.transaction(async (tx) => {
@@ -193,7 +193,7 @@ export class SemanticSearch {
         return nearestQuery(tx, shape).execute(values);
       });
     }
-    return rows.map((row) => toHit(row, row.createdAt));
+    return rows.map(toHit);
   }
 
   /** The query of a filter shape, built once (the SQL text never changes; only the values do). */

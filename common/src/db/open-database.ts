@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Extensions, PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
@@ -108,14 +108,9 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   const memory = options.dataDir.startsWith('memory://');
   const dataDir = memory ? `memory://${service}` : join(options.dataDir, service);
   if (!memory) await mkdir(dataDir, { recursive: true });
-  const extensions: Extensions = {};
-  if (options.extensions?.vector) {
-    const { vector } = await import('@electric-sql/pglite-pgvector');
-    extensions.vector = vector;
-  }
   const client: PGliteDriverClient = options.thread
     ? await PGliteThread.create(dataDir, { extensions: extensionNames, ...(options.onThreadExit ? { onExit: options.onThreadExit } : {}) })
-    : await PGliteClient.create(dataDir, { extensions });
+    : await PGliteClient.create(dataDir, { extensions: extensionNames });
   try {
     // Drizzle's PGlite driver only calls `query` and `transaction`, which both clients offer.
     const pgliteDb = drizzlePglite({ client: client as unknown as PGlite, ...drizzleConfig });

@@ -1,4 +1,4 @@
-import { PGlite, types, type PGliteOptions, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
+import { PGlite, types, type Extensions, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
 
 /**
  * The types Drizzle reads as Postgres text (it passes identity `parsers` for exactly these with every
@@ -15,10 +15,8 @@ const TEXT_TYPES: Readonly<Record<number, number | undefined>> = {
   1187: 1186, // interval[]
   1231: 1700, // numeric[]
 };
-const TEXT_TYPE_IDS = Object.keys(TEXT_TYPES).map(Number);
-
 /** The types whose columns an instance prepared by {@link keepTextTypesRaw} returns as the text Postgres sent. */
-export const RAW_TEXT_TYPES: readonly number[] = TEXT_TYPE_IDS;
+export const RAW_TEXT_TYPES: readonly number[] = Object.keys(TEXT_TYPES).map(Number);
 
 /**
  * Makes an open PGlite return the {@link RAW_TEXT_TYPES} columns as text, instance-wide. (After
@@ -111,9 +109,11 @@ function fastQuery<T>(target: PGlite | Transaction, sql: string, params: unknown
 export class PGliteClient implements PGliteDriverClient {
   constructor(readonly pglite: PGlite) {}
 
-  /** Opens PGlite in `dataDir` (a folder or `memory://…`), prepared by {@link keepTextTypesRaw}. */
-  static async create(dataDir: string, options: Pick<PGliteOptions, 'extensions'> = {}): Promise<PGliteClient> {
-    return new PGliteClient(keepTextTypesRaw(await PGlite.create(dataDir, options)));
+  /** Opens PGlite in `dataDir` (a folder or `memory://…`) with the named extensions (`vector`), prepared by {@link keepTextTypesRaw}. */
+  static async create(dataDir: string, options: { extensions?: readonly string[] } = {}): Promise<PGliteClient> {
+    const extensions: Extensions = {};
+    if (options.extensions?.includes('vector')) extensions.vector = (await import('@electric-sql/pglite-pgvector')).vector;
+    return new PGliteClient(keepTextTypesRaw(await PGlite.create(dataDir, { extensions })));
   }
 
   get closed(): boolean {

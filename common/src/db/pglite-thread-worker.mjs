@@ -31,7 +31,6 @@ let db;
 const transactions = new Map();
 let nextTransaction = 1;
 
-
 function executor(txId) {
   if (txId === undefined) return db;
   const open = transactions.get(txId);

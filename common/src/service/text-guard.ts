@@ -18,23 +18,23 @@ function stringMap(value: unknown): Record<string, unknown> | undefined {
   return value !== null && typeof value === 'object' ? Object.fromEntries(Object.entries(value)) : undefined;
 }
 
-/** The dotted path of the first string holding U+0000 in `value`, or undefined. */
-function nulPath(value: unknown, path: string[] = []): string | undefined {
-  if (typeof value === 'string') return value.includes('\u0000') ? path.join('.') : undefined;
+/** The path (outermost first) of the first string holding U+0000 in `value`, or undefined; built only on a find. */
+function nulPath(value: unknown): string[] | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? [] : undefined;
   if (Array.isArray(value)) {
     for (let index = 0; index < value.length; index++) {
-      const found = nulPath(value[index], [...path, String(index)]);
-      if (found !== undefined) return found;
+      const found = nulPath(value[index]);
+      if (found) return [String(index), ...found];
     }
     return undefined;
   }
   // Parsed JSON and query strings only: a body kept as a stream or bytes (the gateway passes bodies
   // through untouched) is not text of this service's.
   if (isPlainObject(value)) {
-    for (const [key, item] of Object.entries(value)) {
-      if (key.includes('\u0000')) return [...path, key].join('.');
-      const found = nulPath(item, [...path, key]);
-      if (found !== undefined) return found;
+    for (const key in value) {
+      if (key.includes('\u0000')) return [key];
+      const found = nulPath(value[key]);
+      if (found) return [key, ...found];
     }
   }
   return undefined;
@@ -56,8 +56,8 @@ export function installTextGuard(app: FastifyInstance): void {
     ];
     for (const [place, value] of places) {
       const path = nulPath(value);
-      if (path !== undefined) {
-        done(new ValidationError(`Invalid request ${place}`, 'validation_failed', { details: [{ in: place, path, message: 'must not contain the NUL character (U+0000)' }] }));
+      if (path) {
+        done(new ValidationError(`Invalid request ${place}`, 'validation_failed', { details: [{ in: place, path: path.join('.'), message: 'must not contain the NUL character (U+0000)' }] }));
         return;
       }
     }
