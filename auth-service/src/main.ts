@@ -13,8 +13,6 @@ const { logger, shutdown, redis, database, relay, readiness } = await startRunti
   service: 'auth-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.AUTH_DATABASE_URL },
-  // A login must not hang while Redis is away: fail the throttle call (503) instead of queueing it.
-  redisOptions: { maxRetriesPerRequest: 1 },
 });
 
 const keys = await SigningKeys.open({

@@ -1,10 +1,12 @@
 import { asc, eq, sql } from 'drizzle-orm';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runWithContext } from '../src/context/index.ts';
 import { derivedId, newId } from '../src/ids/index.ts';
 import { inboxTable, outbox, OutboxRelay, outboxTable, type OutboxRelayOptions } from '../src/outbox/index.ts';
-import type { TaskDefinition } from '../src/tasks/define.ts';
+import { PermanentError } from '../src/errors/index.ts';
+import { defineTask, type TaskDefinition, type TaskEnqueuer } from '../src/tasks/define.ts';
 import { restockWidget, widgetCreated, widgetRenamed } from './fixtures/db-fixture/contracts.ts';
 import { RecordingPublisher, RecordingTaskEnqueuer } from './fixtures/db-fixture/recording-ports.ts';
 import {
@@ -34,6 +36,35 @@ async function renameSeveralTimes(database: FixtureDatabase, widgetId: string, t
     ids.push(await database.db.transaction((tx) => outbox.event(tx, widgetRenamed, { id: widgetId, name: `name-${sequence}`, sequence })));
   }
   return ids;
+}
+
+/** A promise the test opens when it chooses (to hold a delivery in progress). */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { open, opened };
+}
+
+/** A logger whose error lines the test reads. */
+function recordingLogger() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+/** An in-test task queue that refuses every job for good, as a broker rejecting a job does. */
+const rejectingTaskQueue: TaskEnqueuer = {
+  enqueue: () => Promise.reject(new PermanentError('the queue refuses this job (in-test task queue)', 'tasks.rejected')),
+};
+
+/** A task name whose contract is not loaded yet: rows written for it are undeliverable until {@link deploy}. */
+function undeployedTask(): TaskDefinition {
+  return { ...restockWidget, name: `widgets.deployed-later-x${newId().replace(/-/g, '')}` };
+}
+
+/** Loads (registers) the contract of an {@link undeployedTask}, as a deployment of the code would. */
+function deploy(task: TaskDefinition): TaskDefinition {
+  return defineTask({ name: task.name, queue: task.queue, input: task.input, output: task.output });
 }
 
 describe.each(databaseTargets)('outbox relay on $name (in-test publisher and task enqueuer)', (target) => {
@@ -187,8 +218,9 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     const rowId = await database.db.transaction((tx) => outbox.task(tx, restockWidget, { widgetId: newId(), amount: 1 }));
     const manual = relay();
     await manual.publishPending();
-    // The crash: the enqueue happened, marking the row sent did not commit.
-    await database.db.update(outboxTable).set({ sentAt: null }).where(eq(outboxTable.id, rowId));
+    // The crash: the enqueue happened, marking the row sent did not commit; then its lease ran out
+    // (moved back in time here rather than waited for).
+    await database.db.update(outboxTable).set({ sentAt: null, availableAt: sql`now() - interval '1 second'` }).where(eq(outboxTable.id, rowId));
     await manual.publishPending();
     expect(tasks.received.map((item) => item.options.idempotencyKey)).toEqual([rowId, rowId]);
     expect(new Set(tasks.received.map((item) => item.jobId)).size).toBe(1);
@@ -201,18 +233,6 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     const delayMs = tasks.received[0]?.options.delayMs ?? -1;
     expect(delayMs).toBeGreaterThan(45_000);
     expect(delayMs).toBeLessThanOrEqual(50_000);
-  });
-
-  it('an unknown task name is recorded as an error and the row is kept, never dropped', async () => {
-    const unknownTask: TaskDefinition = { ...restockWidget, name: 'widgets.unknown' };
-    const rowId = await database.db.transaction((tx) => outbox.task(tx, unknownTask, { widgetId: newId(), amount: 1 }));
-    await expect(relay({ backoff: { baseMs: 60_000 } }).publishPending()).resolves.toEqual({ published: 0, failed: 1 });
-    expect(tasks.received).toHaveLength(0);
-    const [row] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, rowId));
-    expect(row?.sentAt).toBeNull();
-    expect(row?.attempts).toBe(1);
-    expect(row?.lastError).toMatch(/Unknown task "widgets.unknown"/);
-    expect(row!.availableAt.getTime()).toBeGreaterThan(Date.now() + 30_000);
   });
 
   it('when the task queue fails, the task is retried after backoff and enqueued once', async () => {
@@ -278,6 +298,161 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     expect(metrics).toContain('civildiy_outbox_published_total{kind="event",outcome="sent"} 2');
     expect(metrics).toContain('civildiy_outbox_pending 0');
   });
+
+  it('while a delivery hangs, every other query of the database is answered: no transaction is open meanwhile', async () => {
+    const first = await createWidget(database);
+    const entered = gate();
+    const release = gate();
+    publisher = new RecordingPublisher(async (envelope) => {
+      if (envelope.id !== first) return;
+      entered.open();
+      await release.opened;
+    });
+    const pass = relay().publishPending();
+    await entered.opened;
+
+    // On PGlite one connection serves every query: these would wait for a transaction held across the publish.
+    const widgetCount = await database.db.select().from(widgets);
+    expect(widgetCount.length).toBeGreaterThan(0);
+    const second = await createWidget(database);
+    const [leased] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, first));
+    expect(leased?.leaseId).not.toBeNull();
+    expect(leased?.sentAt).toBeNull();
+
+    release.open();
+    await expect(pass).resolves.toEqual({ published: 2, failed: 0 });
+    expect(publisher.received.map((envelope) => envelope.id)).toEqual([first, second]);
+  });
+
+  it('a delivery that never answers times out: the row is retried after backoff, other keys are delivered, queries go on', async () => {
+    const stuck = await createWidget(database);
+    const other = await createWidget(database);
+    const never = new Promise<void>(() => {});
+    publisher = new RecordingPublisher((envelope) => (envelope.id === stuck ? never : Promise.resolve()));
+    const pass = relay({ deliveryTimeoutMs: 200, leaseMs: 5_000, backoff: { baseMs: 60_000 } }).publishPending();
+    expect(await database.db.select({ id: widgets.id }).from(widgets)).not.toHaveLength(0);
+
+    await expect(pass).resolves.toEqual({ published: 1, failed: 1 });
+    expect(publisher.received.map((envelope) => envelope.id)).toEqual([other]);
+    const [row] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, stuck));
+    expect(row).toMatchObject({ attempts: 1, sentAt: null, failedAt: null, leaseId: null });
+    expect(row?.lastError).toMatch(/did not take the message within 200 ms/);
+    expect(row!.availableAt.getTime()).toBeGreaterThan(Date.now() + 30_000);
+  });
+
+  it('retryWaitingNow() makes rows waiting out a backoff available at once and leaves leased rows alone', async () => {
+    const waiting = await createWidget(database);
+    publisher.failNext(1);
+    const manual = relay({ backoff: { baseMs: 60_000 } });
+    await expect(manual.publishPending()).resolves.toEqual({ published: 0, failed: 1 });
+    await expect(manual.publishPending()).resolves.toEqual({ published: 0, failed: 0 });
+
+    // A row leased by another relay, in the middle of its delivery.
+    const leased = await createWidget(database);
+    const entered = gate();
+    const release = gate();
+    const holding = relay({ publisher: new RecordingPublisher(async () => (entered.open(), release.opened)) });
+    const holdingPass = holding.publishPending();
+    await entered.opened;
+
+    await expect(manual.retryWaitingNow()).resolves.toBe(1);
+    await expect(manual.publishPending()).resolves.toEqual({ published: 1, failed: 0 });
+    expect(publisher.received.map((envelope) => envelope.id)).toEqual([waiting]);
+    release.open();
+    await expect(holdingPass).resolves.toEqual({ published: 1, failed: 0 });
+    const [row] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, leased));
+    expect(row?.sentAt).toBeInstanceOf(Date);
+  });
+
+  it('a task row of an unknown task is marked failed, logged at error and counted, and no longer holds back its key', async () => {
+    const registry = new Registry();
+    const { logger, lines } = recordingLogger();
+    const unknownTask: TaskDefinition = { ...restockWidget, name: 'widgets.unknown' };
+    const key = `restock-${newId()}`;
+    const unknownId = await database.db.transaction((tx) => outbox.task(tx, unknownTask, { widgetId: newId(), amount: 1 }, { idempotencyKey: key }));
+    const laterId = await database.db.transaction((tx) => outbox.task(tx, restockWidget, { widgetId: newId(), amount: 2 }, { idempotencyKey: key }));
+
+    const started = relay({ registry, logger });
+    await expect(started.publishPending()).resolves.toEqual({ published: 1, failed: 1 });
+    expect(tasks.received.map((item) => item.options.idempotencyKey)).toEqual([key]);
+    const rows = await database.db.select().from(outboxTable);
+    const unknown = rows.find((row) => row.id === unknownId);
+    expect(unknown).toMatchObject({ sentAt: null, attempts: 1, leaseId: null });
+    expect(unknown?.failedAt).toBeInstanceOf(Date);
+    expect(unknown?.lastError).toMatch(/Unknown task "widgets.unknown"/);
+    expect(rows.find((row) => row.id === laterId)?.sentAt).toBeInstanceOf(Date);
+    expect(lines).toContainEqual(expect.objectContaining({ outboxId: unknownId, code: 'outbox.unknown_task', name: 'widgets.unknown' }));
+
+    started.start(); // a running relay reports its database's counts
+    const metrics = await registry.metrics();
+    expect(metrics).toContain('civildiy_outbox_failed 1');
+    expect(metrics).toContain('civildiy_outbox_pending 0');
+    // Not retried: a later pass leaves it alone.
+    await expect(relay({ registry }).publishPending()).resolves.toEqual({ published: 0, failed: 0 });
+  });
+
+  it('a task row whose input fails its schema, and one the task queue refuses with a PermanentError, are marked failed; a transient error is retried', async () => {
+    const badInput = newId();
+    await database.db.insert(outboxTable).values({
+      id: badInput,
+      kind: 'task',
+      name: restockWidget.name,
+      destination: restockWidget.queue,
+      key: badInput,
+      // Written by an older contract, say: the current one needs a positive amount.
+      payload: { input: { widgetId: newId(), amount: 0 }, options: { idempotencyKey: badInput }, context: { correlationId: 'old' } },
+    });
+    await expect(relay().publishPending()).resolves.toEqual({ published: 0, failed: 1 });
+    const [invalid] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, badInput));
+    expect(invalid?.failedAt).toBeInstanceOf(Date);
+    expect(invalid?.lastError).toMatch(/Invalid input for task widgets.restock/);
+
+    const refused = await database.db.transaction((tx) => outbox.task(tx, restockWidget, { widgetId: newId(), amount: 1 }));
+    await expect(relay({ tasks: rejectingTaskQueue }).publishPending()).resolves.toEqual({ published: 0, failed: 1 });
+    const [rejected] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, refused));
+    expect(rejected?.failedAt).toBeInstanceOf(Date);
+    expect(rejected?.lastError).toMatch(/refuses this job/);
+
+    const transient = await database.db.transaction((tx) => outbox.task(tx, restockWidget, { widgetId: newId(), amount: 1 }));
+    tasks.failNext(1);
+    await expect(relay({ backoff: { baseMs: 60_000 } }).publishPending()).resolves.toEqual({ published: 0, failed: 1 });
+    const [retried] = await database.db.select().from(outboxTable).where(eq(outboxTable.id, transient));
+    expect(retried).toMatchObject({ failedAt: null, sentAt: null, attempts: 1 });
+  });
+
+  it('failed rows are listed and redriven one by one or all at once, then delivered by the woken relay', async () => {
+    const registry = new Registry();
+    const task = undeployedTask();
+    const ids: string[] = [];
+    for (let index = 0; index < 3; index++) ids.push(await database.db.transaction((tx) => outbox.task(tx, task, { widgetId: newId(), amount: index + 1 })));
+    const started = relay({ registry });
+    await expect(started.publishPending()).resolves.toEqual({ published: 0, failed: 3 });
+
+    const listed = await started.failed.list();
+    expect(listed.map((row) => row.id)).toEqual(ids);
+    expect(listed.every((row) => row.failedAt instanceof Date && row.lastError?.includes('Unknown task'))).toBe(true);
+    started.start();
+    expect(await registry.metrics()).toContain('civildiy_outbox_failed 3');
+    await expect(started.failed.redrive(newId())).resolves.toBe(false);
+
+    // The cause is fixed (the contract is deployed), then an operator redrives.
+    const deployed = deploy(task);
+    await expect(started.failed.redrive(ids[0]!)).resolves.toBe(true);
+    const [first] = await tasks.waitFor(1);
+    expect(first?.options.idempotencyKey).toBe(ids[0]);
+    expect(first?.task).toBe(deployed);
+    expect((await started.failed.list()).map((row) => row.id)).toEqual(ids.slice(1));
+
+    await expect(started.failed.redriveAll()).resolves.toBe(2);
+    const all = await tasks.waitFor(3);
+    expect(all.map((item) => item.options.idempotencyKey)).toEqual(ids);
+    await expect(started.failed.list()).resolves.toEqual([]);
+    expect(await registry.metrics()).toContain('civildiy_outbox_failed 0');
+  });
+
+  it('refuses a delivery timeout that is not shorter than the lease', () => {
+    expect(() => relay({ leaseMs: 1_000, deliveryTimeoutMs: 1_000 })).toThrow(TypeError);
+  });
 });
 
 describe.each(databaseTargets)('outbox relay after a crash on $name (in-test publisher and task enqueuer)', (target) => {
@@ -318,6 +493,85 @@ describe.each(databaseTargets)('outbox relay after a crash on $name (in-test pub
   });
 });
 
+describe.each(databaseTargets)('outbox relay leases on $name (in-test publishers)', (target) => {
+  let location: DatabaseLocation;
+  beforeAll(async () => {
+    location = await target.createLocation();
+  });
+  afterAll(() => location.remove());
+
+  it('rows claimed by a relay that died are delivered by another only once its lease has passed, with the same envelope id', async () => {
+    const before = await location.open();
+    await before.db.delete(outboxTable);
+    const id = await createWidget(before);
+    const entered = gate();
+    const dying = new OutboxRelay({
+      db: before.db,
+      publisher: new RecordingPublisher(async () => {
+        entered.open();
+        await new Promise<never>(() => {}); // the process dies in the middle of the publish
+      }),
+      logger: quietLogger,
+      registry: new Registry(),
+      leaseMs: 600_000,
+      deliveryTimeoutMs: 300_000,
+    });
+    void dying.publishPending().catch(() => undefined);
+    await entered.opened;
+    await before.close();
+
+    const after = await location.open();
+    const publisher = new RecordingPublisher();
+    const survivor = new OutboxRelay({ db: after.db, publisher, logger: quietLogger, registry: new Registry() });
+    try {
+      await expect(survivor.publishPending()).resolves.toEqual({ published: 0, failed: 0 });
+      // The lease has passed (moved back in time here rather than waited for).
+      await after.db.update(outboxTable).set({ availableAt: sql`now() - interval '1 second'` }).where(eq(outboxTable.id, id));
+      await expect(survivor.publishPending()).resolves.toEqual({ published: 1, failed: 0 });
+      expect(publisher.received.map((envelope) => envelope.id)).toEqual([id]);
+      const [row] = await after.db.select().from(outboxTable).where(eq(outboxTable.id, id));
+      expect(row).toMatchObject({ attempts: 0, leaseId: null });
+      expect(row?.sentAt).toBeInstanceOf(Date);
+    } finally {
+      await after.close();
+    }
+  });
+
+  it('two relays delivering at the same time keep the rows of each key in order, each row once', async () => {
+    const first = await location.open();
+    // Two processes on a server; on the embedded database, two relays of one process.
+    const second = target.kind === 'postgres' ? await location.open() : first;
+    try {
+      await first.db.delete(outboxTable);
+      const keys = [newId(), newId(), newId(), newId()];
+      const written = new Map<string, string[]>();
+      for (let round = 0; round < 8; round++) {
+        for (const key of keys) written.set(key, [...(written.get(key) ?? []), ...(await renameSeveralTimes(first, key, 1))]);
+      }
+      const delivered: { key: string; id: string }[] = [];
+      let calls = 0;
+      const publishing = () =>
+        new RecordingPublisher(async (envelope) => {
+          // Uneven publish times, so the relays really interleave.
+          await new Promise((resolve) => setTimeout(resolve, (calls++ * 7) % 4));
+          delivered.push({ key: envelope.key, id: envelope.id });
+        });
+      const relays = [first, second].map(
+        (opened) => new OutboxRelay({ db: opened.db, publisher: publishing(), logger: quietLogger, batchSize: 3, registry: new Registry() }),
+      );
+      while (delivered.length < 32) {
+        await Promise.all(relays.map((started) => started.publishPending()));
+      }
+      expect(delivered).toHaveLength(32);
+      for (const key of keys) {
+        expect(delivered.filter((item) => item.key === key).map((item) => item.id)).toEqual(written.get(key));
+      }
+    } finally {
+      await Promise.all([...new Set([first, second])].map((opened) => opened.close()));
+    }
+  });
+});
+
 describe('two outbox relays on one Postgres database (two processes of a service; in-test publishers)', () => {
   let location: DatabaseLocation;
   let database: FixtureDatabase;
@@ -335,12 +589,6 @@ describe('two outbox relays on one Postgres database (two processes of a service
   beforeEach(async () => {
     await database.db.delete(outboxTable);
   });
-
-  function gate() {
-    let open!: () => void;
-    const opened = new Promise<void>((resolve) => (open = resolve));
-    return { open, opened };
-  }
 
   it('while one relay holds a batch, the other delivers the next rows (SKIP LOCKED), and no row is sent twice', async () => {
     const ids: string[] = [];

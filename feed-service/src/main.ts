@@ -1,6 +1,6 @@
 import { loadConfigOrExit } from '@civildiy/common';
 import { startRuntime } from '@civildiy/common/runtime';
-import { listen } from '@civildiy/common/service';
+import { httpSettings, listen } from '@civildiy/common/service';
 import { buildApp } from './app.ts';
 import { feedServiceEnv } from './config.ts';
 import { FeedGenerations } from './feed-generations.ts';
@@ -13,8 +13,6 @@ const config = loadConfigOrExit(feedServiceEnv);
 const { logger, shutdown, bus, redis, readiness } = await startRuntime({
   service: 'feed-service',
   config,
-  // Reads fail fast while Redis is away instead of queueing behind reconnects.
-  redisOptions: { maxRetriesPerRequest: 1 },
 });
 const prefix = config.REDIS_KEY_PREFIX;
 
@@ -24,5 +22,5 @@ const projection = new FeedProjection({ redis, prefix, tombstoneTtlMs: config.FE
 const subscription = subscribeToFeedEvents({ bus, projection, concurrency: config.FEED_CONCURRENCY, onOutcome: (type, outcome) => metrics.record(type, outcome) });
 shutdown.add('feed consumer', () => subscription.close());
 
-const app = await buildApp({ reader: new FeedReader(redis, prefix), logger, readiness });
+const app = await buildApp({ http: httpSettings(config), reader: new FeedReader(redis, prefix), logger, readiness });
 await listen(app, { port: config.FEED_PORT, host: config.HOST, shutdown });

@@ -1,14 +1,15 @@
-import { and, asc, count, eq, exists, gt, inArray, isNotNull, isNull, lt, lte, notInArray, sql } from 'drizzle-orm';
-import { alias } from 'drizzle-orm/pg-core';
+import { AsyncResource } from 'node:async_hooks';
 import type { Registry } from 'prom-client';
 import type { DbExecutor } from '../db/index.ts';
-import type { EventEnvelope, EventPublisher } from '../events/define.ts';
+import type { EventPublisher } from '../events/define.ts';
 import type { Logger } from '../logging/index.ts';
-import { findTask, type TaskEnqueuer } from '../tasks/define.ts';
+import type { TaskEnqueuer } from '../tasks/define.ts';
 import { inboxCleanup } from './inbox.ts';
+import { OutboxDelivery, UndeliverableRowError } from './outbox-delivery.ts';
+import { OutboxFailedRows } from './outbox-failed-rows.ts';
+import { OutboxStore, type RowOutcome } from './outbox-store.ts';
 import { outboxMetrics, type OutboxMetrics } from './outbox-metrics.ts';
-import type { OutboxTaskPayload } from './outbox-writer.ts';
-import { outboxTable, type OutboxRow } from './schema.ts';
+import type { OutboxRow } from './schema.ts';
 
 /** Options of {@link OutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -16,17 +17,30 @@ export interface OutboxRelayOptions {
   db: DbExecutor;
   /** Where event rows go (the event bus). */
   publisher: EventPublisher;
-  /** Where task rows go (the task client). Without it a task row fails its delivery (kept, with the error). Default: none. */
+  /** Where task rows go (the task client). Without it a task row fails its delivery (kept, retried, with the error). Default: none. */
   tasks?: TaskEnqueuer;
-  /** Failed deliveries (warn), failed passes (error) and cleanups (debug) are logged here. */
+  /** Failed deliveries (warn), undeliverable rows and failed passes (error) and cleanups (debug) are logged here. */
   logger: Logger;
   /** How often pending rows are looked for without a {@link OutboxRelay.wake}, in ms. Default 1,000. */
   pollIntervalMs?: number;
-  /** Rows locked and delivered per transaction. Default 100. */
+  /** Rows claimed per batch. Default 100. */
   batchSize?: number;
   /**
-   * Delay before a failed row is tried again: `baseMs · 2^(attempts-1)`, at most `maxMs`.
-   * Default base 1,000 ms, max 60,000 ms. Retries never stop: a row is kept until delivered.
+   * How long claimed rows stay reserved for this relay, in ms: no other relay delivers them
+   * meanwhile, and the rows of a relay that died are delivered by another once it has passed.
+   * Must be longer than `deliveryTimeoutMs`. Default 30,000.
+   */
+  leaseMs?: number;
+  /**
+   * How long one delivery (one publish or enqueue) may take before it counts as a failure, retried
+   * after backoff, in ms. A broker that does not answer (down, reconnecting) costs a batch this
+   * long, never a database transaction. Default 5,000.
+   */
+  deliveryTimeoutMs?: number;
+  /**
+   * Delay before a row whose delivery failed is tried again: `baseMs · 2^(attempts-1)`, at most
+   * `maxMs`. Default base 1,000 ms, max 60,000 ms. Such retries never stop; only a row that can
+   * never be delivered is marked failed (see {@link OutboxRelay.failed}).
    */
   backoff?: { baseMs?: number; maxMs?: number };
   /** Delivered rows are deleted once older than this, in ms. Default 24 h. */
@@ -48,41 +62,68 @@ export interface RelayPassResult {
   /** Rows delivered and marked sent. */
   published: number;
   /**
-   * Rows whose delivery failed. A failure ends the pass (after the batch's other keys are
-   * delivered); the failed row's later rows of the same key wait for it.
+   * Rows whose delivery failed: to be retried after backoff, or marked failed when they can never
+   * be delivered. A failure worth retrying ends the pass (after the batch's other keys are
+   * delivered); the later rows of the failed row's key wait for it.
    */
   failed: number;
+}
+
+/** What one batch did. */
+interface BatchResult extends RelayPassResult {
+  claimed: number;
+  /** Set when a row failed and will be retried: the shortest backoff of the batch. */
+  retryInMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * Delivers the transactional outbox: publishes event rows through the {@link EventPublisher} and
- * enqueues task rows through the {@link TaskEnqueuer}, oldest first, then marks them sent.
+ * enqueues task rows through the {@link TaskEnqueuer}, oldest first, then marks them sent. No
+ * database transaction is open while it talks to the broker, so a broker that does not answer never
+ * holds up the service's own queries (on embedded PGlite, one connection serves every query).
  *
- * - Rows are locked with `FOR UPDATE SKIP LOCKED`, so several relays (processes of one service on a
- *   Postgres server) never deliver the same row at the same time; a row whose key has an older
- *   undelivered row (failed and waiting, or locked by another relay) waits for it: per-key order.
- * - Rows of different keys in one batch are delivered concurrently, rows of one key in order.
+ * - Rows are claimed with a lease in one short statement (`FOR UPDATE SKIP LOCKED`), delivered
+ *   outside any transaction, each delivery bounded by `deliveryTimeoutMs`, then their outcome is
+ *   recorded in one short transaction. Several relays (processes of one service on a Postgres
+ *   server) never deliver the same row at the same time.
+ * - Per-key order: a row is claimed only with every earlier pending row of its key, so a row never
+ *   overtakes an earlier one that is waiting out its backoff or leased by another relay. Rows of
+ *   one key go out in order, different keys concurrently.
  * - A failed delivery records `attempts` and `last_error`, postpones the row with exponential
- *   backoff and ends the pass. Rows are never dropped (an unknown task name is such a failure).
+ *   backoff and ends the pass; retries never stop. {@link retryWaitingNow} cuts the backoff short
+ *   when the broker is back.
+ * - A row that can never be delivered (unknown task, input failing the task's schema, an invalid
+ *   envelope, a `PermanentError` from the broker) is marked failed, logged at error and counted in
+ *   `civildiy_outbox_failed`; it no longer holds back its key. List and redrive such rows with
+ *   {@link failed}. Rows are never dropped.
  * - Delivery is at least once: a row committed but not delivered (crash, stop) is delivered by the
- *   next relay start; a crash between delivery and marking it sent delivers it again with the same
- *   envelope id / idempotency key, which consumers (inbox) and the task queue deduplicate.
+ *   next relay; a relay that dies holding rows leaves them to the others once its lease has passed;
+ *   a crash between delivery and marking the row sent, or a delivery that timed out and landed
+ *   anyway, delivers it again with the same envelope id / idempotency key, which consumers (inbox)
+ *   and the task queue deduplicate.
  */
 export class OutboxRelay {
+  /** The rows marked failed: list them, redrive one or all (the relay then delivers them again). */
+  readonly failed: OutboxFailedRows;
+
   private readonly db: DbExecutor;
-  private readonly publisher: EventPublisher;
-  private readonly tasks: TaskEnqueuer | undefined;
   private readonly logger: Logger;
+  private readonly store: OutboxStore;
+  private readonly delivery: OutboxDelivery;
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
+  private readonly leaseMs: number;
+  private readonly deliveryTimeoutMs: number;
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
   private readonly retainSentMs: number;
   private readonly cleanupIntervalMs: number;
   private readonly retainInboxMs: number;
   private readonly metrics: OutboxMetrics;
+  /** The async context the relay was created in: its passes never run inside the request that woke it. */
+  private readonly scope = new AsyncResource('OutboxRelay');
 
   private running = false;
   private stopping = false;
@@ -91,15 +132,21 @@ export class OutboxRelay {
   private wakeRequested = false;
   private passes: Promise<unknown> = Promise.resolve();
   private lastCleanup = 0;
-  private removePendingSource: (() => void) | undefined;
+  private removeCountSource: (() => void) | undefined;
 
   constructor(options: OutboxRelayOptions) {
     this.db = options.db;
-    this.publisher = options.publisher;
-    this.tasks = options.tasks;
     this.logger = options.logger;
+    this.store = new OutboxStore(options.db);
+    this.delivery = new OutboxDelivery(options.publisher, options.tasks);
+    this.failed = new OutboxFailedRows(options.db, () => this.wake());
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
     this.batchSize = options.batchSize ?? 100;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5_000;
+    if (!(this.deliveryTimeoutMs > 0 && this.deliveryTimeoutMs < this.leaseMs)) {
+      throw new TypeError(`deliveryTimeoutMs (${this.deliveryTimeoutMs}) must be positive and shorter than leaseMs (${this.leaseMs})`);
+    }
     this.backoffBaseMs = options.backoff?.baseMs ?? 1_000;
     this.backoffMaxMs = options.backoff?.maxMs ?? 60_000;
     this.retainSentMs = options.retainSentMs ?? DAY_MS;
@@ -113,21 +160,22 @@ export class OutboxRelay {
     if (this.running) return;
     this.running = true;
     this.stopping = false;
-    this.removePendingSource = this.metrics.addPendingSource(() => this.pendingCount());
-    this.tick();
+    this.removeCountSource = this.metrics.addCountSource(() => this.store.counts());
+    this.scope.runInAsyncScope(() => this.tick());
   }
 
   /**
-   * Stops polling and waits for the batch in progress (the pass ends after it). Rows not yet
-   * delivered stay pending for the next start.
+   * Stops polling and waits for the batch in progress (each of its deliveries bounded by
+   * `deliveryTimeoutMs`; the pass ends after it). Rows not yet delivered stay pending for the next
+   * start or another relay.
    */
   async stop(): Promise<void> {
     this.running = false;
     this.stopping = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.removePendingSource?.();
-    this.removePendingSource = undefined;
+    this.removeCountSource?.();
+    this.removeCountSource = undefined;
     await this.active;
     await this.passes.catch(() => undefined);
     this.stopping = false;
@@ -136,15 +184,27 @@ export class OutboxRelay {
   /**
    * Delivers now instead of at the next poll; call after committing a transaction that wrote to the
    * outbox. Wakes during a pass are coalesced into one more pass after it. Ignored when stopped.
+   * Returns at once: the pass runs in the relay's own context, not in the caller's (request).
    */
   wake(): void {
-    this.tick();
+    this.scope.runInAsyncScope(() => this.tick());
+  }
+
+  /**
+   * Makes the rows waiting out a backoff available now and wakes the relay; resolves with how many
+   * rows. Call when the broker is reachable again, so rows that failed while it was away go out at
+   * once rather than after the rest of their backoff. Leased rows are left alone.
+   */
+  async retryWaitingNow(): Promise<number> {
+    const rows = await this.store.retryWaitingNow();
+    if (rows > 0) this.wake();
+    return rows;
   }
 
   /**
    * One delivery pass (also usable without {@link start}, e.g. in a script): deletes old delivered
-   * rows when due, then delivers available rows batch by batch until none is left or one fails.
-   * Passes of one relay never overlap.
+   * rows when due, then delivers available rows batch by batch until none is left or a delivery
+   * fails in a way worth retrying. Passes of one relay never overlap.
    */
   publishPending(): Promise<RelayPassResult> {
     const pass = this.passes.then(() => this.pass());
@@ -154,18 +214,14 @@ export class OutboxRelay {
 
   /** Deletes delivered rows older than `retainSentMs` (and inbox rows older than `retainInboxMs`); returns how many outbox rows. */
   async purgeSent(): Promise<number> {
-    const cutoff = sql`clock_timestamp() - ${this.retainSentMs} * interval '1 millisecond'`;
-    const deleted = await this.db
-      .delete(outboxTable)
-      .where(and(isNotNull(outboxTable.sentAt), lt(outboxTable.sentAt, cutoff)))
-      .returning({ id: outboxTable.id });
+    const deleted = await this.store.deleteSent(this.retainSentMs);
     this.lastCleanup = Date.now();
-    if (deleted.length > 0) this.logger.debug({ deleted: deleted.length }, 'outbox: deleted delivered rows');
+    if (deleted > 0) this.logger.debug({ deleted }, 'outbox: deleted delivered rows');
     if (this.retainInboxMs > 0) {
       const forgotten = await inboxCleanup(this.db, this.retainInboxMs);
       if (forgotten > 0) this.logger.debug({ deleted: forgotten }, 'inbox: deleted rows past their retention');
     }
-    return deleted.length;
+    return deleted;
   }
 
   private tick(): void {
@@ -196,123 +252,79 @@ export class OutboxRelay {
     this.passes = this.active;
   }
 
-  private async pass(): Promise<RelayPassResult & { retryInMs?: number }> {
+  private async pass(): Promise<BatchResult> {
     if (Date.now() - this.lastCleanup >= this.cleanupIntervalMs) await this.purgeSent();
-    let published = 0;
+    const total: BatchResult = { claimed: 0, published: 0, failed: 0 };
     for (;;) {
       const batch = await this.deliverBatch();
-      published += batch.published;
-      if (batch.failed > 0) return { published, failed: batch.failed, retryInMs: batch.retryInMs };
-      if (batch.locked < this.batchSize || batch.published === 0 || this.stopping) return { published, failed: 0 };
+      total.claimed += batch.claimed;
+      total.published += batch.published;
+      total.failed += batch.failed;
+      if (batch.retryInMs !== undefined) return { ...total, retryInMs: batch.retryInMs };
+      // Nothing left, nothing done (only rows released for lack of lease time), or asked to stop.
+      if (batch.claimed === 0 || batch.published + batch.failed === 0 || this.stopping) return total;
     }
   }
 
-  private async deliverBatch(): Promise<{ locked: number; published: number; failed: number; retryInMs?: number }> {
-    return this.db.transaction(async (tx) => {
-      const o = outboxTable;
-      const earlier = alias(outboxTable, 'earlier');
-      const sameKeyEarlier = and(
-        isNull(earlier.sentAt),
-        eq(earlier.destination, o.destination),
-        eq(earlier.key, o.key),
-        sql`(${earlier.createdAt}, ${earlier.id}) < (${o.createdAt}, ${o.id})`,
-      );
-      // Rows behind a same-key row that is waiting out its backoff are not even locked, so a failing
-      // key cannot fill the batch and starve the other keys.
-      const rows = await tx
-        .select()
-        .from(o)
-        .where(
-          and(
-            isNull(o.sentAt),
-            lte(o.availableAt, sql`now()`),
-            sql`not exists (${tx.select({ one: sql`1` }).from(earlier).where(and(sameKeyEarlier, gt(earlier.availableAt, sql`now()`)))})`,
-          ),
-        )
-        .orderBy(asc(o.createdAt), asc(o.id))
-        .limit(this.batchSize)
-        .for('update', { skipLocked: true });
-      if (rows.length === 0) return { locked: 0, published: 0, failed: 0 };
+  private async deliverBatch(): Promise<BatchResult> {
+    const claimedAt = Date.now();
+    const { leaseId, rows } = await this.store.claim(this.batchSize, this.leaseMs);
+    if (rows.length === 0) return { claimed: 0, published: 0, failed: 0 };
+    // A delivery starts only while it can end before the lease does (measured from before the claim,
+    // which is earlier than the database's lease start), so no other relay can hold the row meanwhile.
+    const lastStart = claimedAt + this.leaseMs - this.deliveryTimeoutMs;
 
-      // A row whose key has an older pending row outside this batch (locked by another relay) waits.
-      const ids = rows.map((row) => row.id);
-      const blocked = new Set(
-        (
-          await tx
-            .select({ id: o.id })
-            .from(o)
-            .where(and(inArray(o.id, ids), exists(tx.select({ one: sql`1` }).from(earlier).where(and(sameKeyEarlier, notInArray(earlier.id, ids))))))
-        ).map((row) => row.id),
-      );
-
-      // Keys are independent: each key's rows go out in order, different keys concurrently, so the
-      // transaction (which on PGlite blocks every other query of the service) is held for about one
-      // round trip to the broker instead of one per row.
-      const chains = new Map<string, OutboxRow[]>();
-      for (const row of rows) {
-        if (blocked.has(row.id)) continue;
-        const chainKey = `${row.destination}\u0000${row.key}`;
-        const chain = chains.get(chainKey);
-        if (chain) chain.push(row);
-        else chains.set(chainKey, [row]);
-      }
-      const sent: string[] = [];
-      const failures: { row: OutboxRow; error: unknown }[] = [];
-      await Promise.all(
-        [...chains.values()].map(async (chain) => {
-          for (const row of chain) {
-            try {
-              await this.deliver(row);
-              sent.push(row.id);
-              this.metrics.published.inc({ kind: row.kind, outcome: 'sent' });
-            } catch (error) {
-              // The rest of this key waits behind the failed row (per-key order); other keys go on.
-              failures.push({ row, error });
-              this.metrics.published.inc({ kind: row.kind, outcome: 'failed' });
-              return;
-            }
-          }
-        }),
-      );
-      if (sent.length > 0) await tx.update(o).set({ sentAt: sql`clock_timestamp()` }).where(inArray(o.id, sent));
-      if (failures.length === 0) return { locked: rows.length, published: sent.length, failed: 0 };
-
-      let retryInMs = Number.POSITIVE_INFINITY;
-      for (const failure of failures) {
-        const attempts = failure.row.attempts + 1;
-        const delayMs = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** (attempts - 1));
-        retryInMs = Math.min(retryInMs, delayMs);
-        const message = failure.error instanceof Error ? failure.error.message : String(failure.error);
-        await tx
-          .update(o)
-          .set({ attempts, lastError: message.slice(0, 2_000), availableAt: sql`clock_timestamp() + ${delayMs} * interval '1 millisecond'` })
-          .where(eq(o.id, failure.row.id));
-        this.logger.warn(
-          { err: failure.error, outboxId: failure.row.id, kind: failure.row.kind, name: failure.row.name, attempts, retryInMs: delayMs },
-          'outbox delivery failed, will retry',
-        );
-      }
-      return { locked: rows.length, published: sent.length, failed: failures.length, retryInMs };
-    });
-  }
-
-  private async deliver(row: OutboxRow): Promise<void> {
-    if (row.kind === 'event') {
-      await this.publisher.publishEnvelope(row.payload as EventEnvelope);
-      return;
+    const chains = new Map<string, OutboxRow[]>();
+    for (const row of rows) {
+      const chainKey = `${row.destination}\u0000${row.key}`;
+      const chain = chains.get(chainKey);
+      if (chain) chain.push(row);
+      else chains.set(chainKey, [row]);
     }
-    if (!this.tasks) throw new Error(`This relay has no task queue, so task "${row.name}" cannot be enqueued`);
-    const task = findTask(row.name);
-    if (!task) throw new Error(`Unknown task "${row.name}": its contract is not loaded in this process`);
-    const { input, options, context } = row.payload as OutboxTaskPayload;
-    const enqueueOptions = { ...options, context };
-    // The delay counts from the write, not from this (possibly much later) enqueue.
-    if (options.delayMs !== undefined) enqueueOptions.delayMs = Math.max(0, options.delayMs - (Date.now() - row.createdAt.getTime()));
-    await this.tasks.enqueue(task, input, enqueueOptions);
+    const outcomes = (await Promise.all([...chains.values()].map((chain) => this.deliverChain(chain, lastStart)))).flat();
+    await this.store.settle(leaseId, outcomes);
+
+    const result: BatchResult = { claimed: rows.length, published: 0, failed: 0 };
+    for (const outcome of outcomes) {
+      if (outcome.kind === 'sent') result.published += 1;
+      if (outcome.kind === 'retry' || outcome.kind === 'failed') result.failed += 1;
+      if (outcome.kind === 'retry') result.retryInMs = Math.min(result.retryInMs ?? Number.POSITIVE_INFINITY, outcome.delayMs);
+    }
+    return result;
   }
 
-  private async pendingCount(): Promise<number> {
-    const [row] = await this.db.select({ pending: count() }).from(outboxTable).where(isNull(outboxTable.sentAt));
-    return row?.pending ?? 0;
+  /** Delivers one key's rows in order. After a failure worth retrying, the rest of the key waits (released). */
+  private async deliverChain(chain: readonly OutboxRow[], lastStart: number): Promise<RowOutcome[]> {
+    const outcomes: RowOutcome[] = [];
+    let blocked = false;
+    for (const row of chain) {
+      if (blocked || Date.now() > lastStart) {
+        outcomes.push({ kind: 'released', row });
+        continue;
+      }
+      const outcome = await this.deliverRow(row);
+      outcomes.push(outcome);
+      blocked = outcome.kind === 'retry';
+    }
+    return outcomes;
+  }
+
+  private async deliverRow(row: OutboxRow): Promise<RowOutcome> {
+    try {
+      await this.delivery.deliver(row, this.deliveryTimeoutMs);
+      this.metrics.published.inc({ kind: row.kind, outcome: 'sent' });
+      return { kind: 'sent', row };
+    } catch (error) {
+      this.metrics.published.inc({ kind: row.kind, outcome: 'failed' });
+      const message = (error instanceof Error ? error.message : String(error)).slice(0, 2_000);
+      const where = { outboxId: row.id, kind: row.kind, name: row.name, destination: row.destination, key: row.key, attempts: row.attempts + 1 };
+      if (error instanceof UndeliverableRowError) {
+        this.logger.error({ err: error, ...where, code: error.code }, 'outbox row can never be delivered as it is: marked failed (redrive it once the cause is fixed)');
+        return { kind: 'failed', row, error: message };
+      }
+      const delayMs = Math.min(this.backoffMaxMs, this.backoffBaseMs * 2 ** row.attempts);
+      this.logger.warn({ err: error, ...where, retryInMs: delayMs }, 'outbox delivery failed, will retry');
+      return { kind: 'retry', row, error: message, delayMs };
+    }
   }
 }

@@ -24,14 +24,30 @@ export const outboxTable = pgTable(
     payload: jsonb('payload').notNull(),
     /** Write time; `clock_timestamp()` so rows of one transaction keep their order. */
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().default(sql`clock_timestamp()`),
-    /** Not delivered before this time (backoff after a failure). */
+    /**
+     * Not tried before this time: the end of the backoff after a failed attempt, or the end of the
+     * lease while a relay holds the row. A pending row whose `available_at` is in the future holds
+     * back the later rows of its key.
+     */
     availableAt: timestamp('available_at', { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * The claim of the relay delivering the row (`null` when none holds it). The relay that claimed
+     * it records the outcome only while the claim is still its own, so a relay whose lease ran out
+     * never overwrites the state set by the one that took the row over.
+     */
+    leaseId: uuid('lease_id'),
     /** Failed delivery attempts so far. */
     attempts: integer('attempts').notNull().default(0),
     /** The last delivery error. */
     lastError: text('last_error'),
     /** When the row was delivered; `null` while pending. */
     sentAt: timestamp('sent_at', { withTimezone: true }),
+    /**
+     * When the row was found undeliverable (unknown task, input failing its schema, a permanent
+     * error from the broker); `null` otherwise. Such a row is kept, not retried and no longer holds
+     * back its key, until an operator redrives it.
+     */
+    failedAt: timestamp('failed_at', { withTimezone: true }),
   },
   (table) => [
     check('outbox_kind_check', sql`${table.kind} in ('event', 'task')`),

@@ -31,6 +31,35 @@ export function createRedis(url: string, { name, logger, options }: CreateRedisO
   return redis;
 }
 
+/** How long a command of a {@link failFastRedisOptions} connection may take, by default, in ms. */
+export const FAIL_FAST_COMMAND_TIMEOUT_MS = 2_000;
+
+/**
+ * ioredis options for a connection that serves requests: while Redis is down, reconnecting or not
+ * answering (a stalled server keeps its connections open), a command rejects within
+ * `commandTimeoutMs` (default {@link FAIL_FAST_COMMAND_TIMEOUT_MS}) instead of waiting for Redis, so
+ * the request can answer 503. `maxRetriesPerRequest: 1` also drops commands queued during a
+ * reconnect after the second failed attempt, rather than sending them late.
+ *
+ * Not for BullMQ workers and queue-event listeners (blocking reads need `maxRetriesPerRequest:
+ * null` and no command timeout): give those their own connection (a URL, or {@link createRedis}'s
+ * defaults). A BullMQ `Queue` (adding jobs, counting them) works on it.
+ */
+export function failFastRedisOptions(commandTimeoutMs = FAIL_FAST_COMMAND_TIMEOUT_MS): RedisOptions {
+  return { maxRetriesPerRequest: 1, commandTimeout: commandTimeoutMs };
+}
+
+/**
+ * A readiness check of `redis`: rejects at once while the connection is not established
+ * (connecting, reconnecting after Redis went away), else resolves when Redis answers PING.
+ */
+export function redisReadiness(redis: Redis): () => Promise<unknown> {
+  return async () => {
+    if (redis.status !== 'ready') throw new Error(`not connected (${redis.status})`);
+    return redis.ping();
+  };
+}
+
 /**
  * Resolves when `url` answers PING within `timeoutMs`, rejects otherwise. Used at start-up to give a
  * clear message instead of endless reconnect attempts.

@@ -1,10 +1,10 @@
 import type { RedisOptions } from 'ioredis';
-import type { BaseEnv } from '../config/index.ts';
+import type { RuntimeEnv } from '../config/index.ts';
 import { openDatabase, startEmbeddedVacuum, type OpenDatabase } from '../db/index.ts';
 import { RedisStreamsEventBus } from '../events/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
 import { OutboxRelay } from '../outbox/index.ts';
-import { createRedis, pingRedis, type Redis } from '../redis/index.ts';
+import { createRedis, failFastRedisOptions, pingRedis, redisReadiness, type Redis } from '../redis/index.ts';
 import { Shutdown, type ReadinessCheck } from '../service/index.ts';
 import { TaskClient } from '../tasks/index.ts';
 
@@ -28,9 +28,15 @@ export interface RuntimeDatabase<TSchema extends Record<string, unknown>> {
 export interface RuntimeOptions {
   /** The service's name: logs, metrics, the PGlite folder, the migrations table. */
   service: string;
-  /** The parsed environment (the service's schema extends `baseEnv`). */
-  config: BaseEnv;
-  /** Extra options of the service's main Redis connection (e.g. `maxRetriesPerRequest: 1` for fail-fast reads). */
+  /** The parsed environment (the service's schema extends `baseEnv`; the gateway's leaves out the services' `HTTP_*`). */
+  config: RuntimeEnv;
+  /**
+   * Options of the service's main Redis connection, over its defaults: fail fast
+   * ({@link failFastRedisOptions}: `maxRetriesPerRequest: 1`, `commandTimeout: 2000`), since it
+   * serves requests, so a request that needs Redis answers 503 within ~2 s while Redis is down or
+   * stalled instead of waiting for it. BullMQ workers and the event bus's consumers use connections
+   * of their own.
+   */
   redisOptions?: RedisOptions;
 }
 
@@ -39,20 +45,33 @@ export interface Runtime {
   logger: Logger;
   /** Ordered shutdown (reverse of start); signal handlers are installed. Add the service's own parts. */
   shutdown: Shutdown;
-  /** The main Redis connection (queues, streams, the service's own keys). */
+  /**
+   * The main Redis connection (the service's own keys, adding and counting jobs): it fails fast, a
+   * command rejects within ~2 s while Redis is away (see {@link RuntimeOptions.redisOptions}).
+   * Never give it to a BullMQ `Worker` or `QueueEvents`.
+   */
   redis: Redis;
-  /** Enqueues tasks (with `REDIS_RESULT_BACKEND` for results when set). */
+  /**
+   * Enqueues tasks through {@link redis}; waits for results on a connection of its own
+   * (`REDIS_RESULT_BACKEND`, else the broker), opened on first use.
+   */
   tasks: TaskClient;
   /** The event bus (Redis Streams). */
   bus: RedisStreamsEventBus;
-  /** Readiness checks of what the runtime opened: `redis`, and `database` when there is one. */
+  /**
+   * Readiness checks of what the runtime opened: `redis` (down at once while the connection is not
+   * established), and `database` when there is one.
+   */
   readiness: Record<string, ReadinessCheck>;
 }
 
 /** A {@link Runtime} of a service that owns a database. */
 export interface DatabaseRuntime<TSchema extends Record<string, unknown>> extends Runtime {
   database: OpenDatabase<TSchema>;
-  /** The outbox relay (started): `wake()` it after a commit that wrote to the outbox. */
+  /**
+   * The outbox relay (started): `wake()` it after a commit that wrote to the outbox. When the main
+   * Redis connection is re-established after an outage, rows waiting out a backoff are retried at once.
+   */
   relay: OutboxRelay;
 }
 
@@ -111,25 +130,32 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
     }
   }
 
-  const redis = createRedis(config.REDIS_BROKER_URL, { name: service, logger, ...(options.redisOptions ? { options: options.redisOptions } : {}) });
+  const redis = createRedis(config.REDIS_BROKER_URL, { name: service, logger, options: { ...failFastRedisOptions(), ...options.redisOptions } });
   shutdown.add('redis', () => redis.quit());
-  const tasks = new TaskClient({
-    connection: redis,
-    prefix: config.REDIS_KEY_PREFIX,
-    logger,
-    ...(config.REDIS_RESULT_BACKEND ? { resultsConnection: config.REDIS_RESULT_BACKEND } : {}),
-  });
+  // Waiting for a result is a blocking read of the queue's event stream, which must not fail fast:
+  // a connection of its own, opened only by a service that waits for results.
+  const results = createRedis(config.REDIS_RESULT_BACKEND ?? config.REDIS_BROKER_URL, { name: `${service}:results`, logger, options: { lazyConnect: true } });
+  shutdown.add('task results redis', () => (results.status === 'wait' ? results.disconnect() : results.quit()));
+  const tasks = new TaskClient({ connection: redis, resultsConnection: results, prefix: config.REDIS_KEY_PREFIX, logger });
   shutdown.add('task client', () => tasks.close());
   const bus = new RedisStreamsEventBus({ connection: config.REDIS_BROKER_URL, prefix: `${config.REDIS_KEY_PREFIX}:`, logger, claimIdleMs: config.EVENTS_CLAIM_IDLE_MS });
   shutdown.add('event bus', () => bus.close());
 
-  const readiness: Record<string, ReadinessCheck> = { redis: () => redis.ping() };
+  const readiness: Record<string, ReadinessCheck> = { redis: redisReadiness(redis) };
   const runtime: Runtime = { logger, shutdown, redis, tasks, bus, readiness };
   if (!database) return runtime;
 
   readiness.database = () => database.ping();
   const relay = new OutboxRelay({ db: database.db, publisher: bus, tasks, logger });
   relay.start();
-  shutdown.add('outbox relay', () => relay.stop());
+  // Rows that failed while the broker was away go out once it is back, not after the rest of their backoff.
+  const retryWaitingRows = () => {
+    relay.retryWaitingNow().catch((error: unknown) => logger.warn({ err: error }, 'outbox: could not retry the waiting rows after Redis came back'));
+  };
+  redis.on('ready', retryWaitingRows);
+  shutdown.add('outbox relay', () => {
+    redis.off('ready', retryWaitingRows);
+    return relay.stop();
+  });
   return { ...runtime, database, relay };
 }
