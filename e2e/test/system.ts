@@ -4,7 +4,7 @@ export { repositoryRoot as root } from '@civildiy/common/testing';
 export type System = SystemUnderTest;
 export { startSystem };
 
-export { httpCall as call, registerUser, TEST_PASSWORD as PASSWORD } from '@civildiy/common/testing';
+export { httpCall as call, registerUser, TEST_PASSWORD as PASSWORD, type RegisteredUser } from '@civildiy/common/testing';
 
 /** Gateway settings for flows that are not about rate limits (the gateway's own tests cover them). */
 export const UNLIMITED_GATEWAY = {

@@ -1,5 +1,5 @@
 import type { Logger } from '@civildiy/common';
-import { createServiceApp, type App, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type ReadinessCheck } from '@civildiy/common/service';
 import type { Registry } from 'prom-client';
 import { feedApi } from './api.ts';
 import type { FeedReader } from './feed-reader.ts';
@@ -12,6 +12,8 @@ export interface FeedAppDeps {
   /** Where `/metrics` reads from. Default: prom-client's global registry. */
   metricsRegistry?: Registry;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** feed-service's Fastify app (not listening). Every route is public: no token is checked. */
@@ -24,6 +26,7 @@ export async function buildApp(deps: FeedAppDeps): Promise<App> {
     docs: { title: 'CivilDIY feed-service', description: 'Global and per-author activity feeds: the read model built from posts and profile events.' },
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(feedApi({ reader: deps.reader }));
   return app;

@@ -1,6 +1,6 @@
 import type { Logger } from '@civildiy/common';
 import type { Database } from '@civildiy/common/db';
-import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import { notificationsApi } from './api.ts';
 import type * as schema from './db/schema.ts';
 
@@ -11,6 +11,8 @@ export interface NotificationAppDeps {
   auth: KeySource;
   readiness: Record<string, ReadinessCheck>;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** notification-service's Fastify app (not listening). */
@@ -22,6 +24,7 @@ export async function buildApp(deps: NotificationAppDeps): Promise<App> {
     readiness: deps.readiness,
     docs: { title: 'CivilDIY notification-service', description: 'Notifications delivered to users through the messaging provider.' },
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(notificationsApi({ db: deps.db }));
   return app;

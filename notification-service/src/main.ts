@@ -3,7 +3,7 @@ import { loadConfigOrExit } from '@civildiy/common';
 import { sendNotification } from '@civildiy/common/contracts';
 import { MessagingClient } from '@civildiy/common/providers';
 import { startRuntime } from '@civildiy/common/runtime';
-import { listen } from '@civildiy/common/service';
+import { httpSettings, listen } from '@civildiy/common/service';
 import { TaskWorker } from '@civildiy/common/tasks';
 import { buildApp } from './app.ts';
 import { notificationServiceEnv } from './config.ts';
@@ -32,5 +32,5 @@ handleNotificationTasks({ worker, db: database.db, sender, logger });
 await worker.start();
 shutdown.add('notifications worker', () => worker.close({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS / 2 }));
 
-const app = await buildApp({ db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
+const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
 await listen(app, { port: config.NOTIFICATION_PORT, host: config.HOST, shutdown });

@@ -1,6 +1,6 @@
 import type { Logger } from '@civildiy/common';
 import type { Database } from '@civildiy/common/db';
-import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import { ordersApi } from './api.ts';
 import type * as schema from './db/schema.ts';
 
@@ -13,6 +13,8 @@ export interface OrderAppDeps {
   /** Called after an order commits, so the outbox relay delivers `orders.process` at once. */
   onOrderPlaced: () => void;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** order-service's Fastify app (not listening). */
@@ -24,6 +26,7 @@ export async function buildApp(deps: OrderAppDeps): Promise<App> {
     readiness: deps.readiness,
     docs: { title: 'CivilDIY order-service', description: 'Catalog of DIY kits and orders, processed by the worker.' },
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(ordersApi({ db: deps.db, onOrderPlaced: deps.onOrderPlaced }));
   return app;

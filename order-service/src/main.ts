@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@civildiy/common';
 import { startRuntime } from '@civildiy/common/runtime';
-import { listen } from '@civildiy/common/service';
+import { httpSettings, listen } from '@civildiy/common/service';
 import { buildApp } from './app.ts';
 import { orderServiceEnv } from './config.ts';
 import * as schema from './db/schema.ts';
@@ -17,5 +17,5 @@ const { logger, shutdown, bus, database, relay, readiness } = await startRuntime
 const subscription = subscribeToOutcomes({ bus, db: database.db, logger, onChange: () => relay.wake() });
 shutdown.add('order.processed consumer', () => subscription.close());
 
-const app = await buildApp({ db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onOrderPlaced: () => relay.wake() });
+const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onOrderPlaced: () => relay.wake() });
 await listen(app, { port: config.ORDER_PORT, host: config.HOST, shutdown });

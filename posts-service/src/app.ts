@@ -1,5 +1,5 @@
 import type { Logger } from '@civildiy/common';
-import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import { postsApi } from './api.ts';
 import type { PostsStore } from './posts-store.ts';
 
@@ -11,6 +11,8 @@ export interface PostsAppDeps {
   auth: KeySource;
   readiness: Record<string, ReadinessCheck>;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** posts-service's Fastify app (not listening). */
@@ -22,6 +24,7 @@ export async function buildApp(deps: PostsAppDeps): Promise<App> {
     readiness: deps.readiness,
     docs: { title: 'CivilDIY posts-service', description: 'Posts (the write model); every change goes out on posts-events through the outbox.' },
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(postsApi({ store: deps.store }));
   return app;

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@civildiy/common';
 import { expirePosts } from '@civildiy/common/contracts';
 import { startRuntime } from '@civildiy/common/runtime';
-import { listen } from '@civildiy/common/service';
+import { httpSettings, listen } from '@civildiy/common/service';
 import { TaskWorker } from '@civildiy/common/tasks';
 import { buildApp } from './app.ts';
 import { postsServiceEnv } from './config.ts';
@@ -27,5 +27,5 @@ shutdown.add('posts-maintenance worker', () => worker.close({ timeoutMs: config.
 // The schedule lives in Redis and is shared by every instance, so it is not removed at shutdown.
 await scheduleExpiry(tasks, config.POSTS_EXPIRY_INTERVAL_MS);
 
-const app = await buildApp({ store, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
+const app = await buildApp({ http: httpSettings(config), store, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
 await listen(app, { port: config.POSTS_PORT, host: config.HOST, shutdown });

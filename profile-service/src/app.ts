@@ -1,6 +1,6 @@
 import type { Logger } from '@civildiy/common';
 import type { Database } from '@civildiy/common/db';
-import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import { profilesApi } from './api.ts';
 import type * as schema from './db/schema.ts';
 
@@ -13,6 +13,8 @@ export interface ProfileAppDeps {
   /** Called after an edit commits, so the outbox relay publishes `profile.updated` at once. */
   onProfileChanged: () => void;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** profile-service's Fastify app (not listening). */
@@ -24,6 +26,7 @@ export async function buildApp(deps: ProfileAppDeps): Promise<App> {
     readiness: deps.readiness,
     docs: { title: 'CivilDIY profile-service', description: 'User profiles, created when a user registers and edited by their owner.' },
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(profilesApi({ db: deps.db, onProfileChanged: deps.onProfileChanged }));
   return app;

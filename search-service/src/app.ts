@@ -1,5 +1,5 @@
 import type { Logger } from '@civildiy/common';
-import { createServiceApp, type App, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import type { Registry } from 'prom-client';
 import { searchApi } from './api.ts';
 import type { SemanticSearch } from './semantic-search.ts';
@@ -18,6 +18,8 @@ export interface SearchAppDeps {
   /** Where `/metrics` reads from. Default: prom-client's global registry. */
   metricsRegistry?: Registry;
   logRequests?: boolean;
+  /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
+  http?: Partial<HttpSettings>;
 }
 
 /** search-service's Fastify app (not listening). */
@@ -30,6 +32,7 @@ export async function buildApp(deps: SearchAppDeps): Promise<App> {
     docs: { title: 'CivilDIY search-service', description: 'Semantic search over posts: pgvector, a buffer table and batched embedding on the worker.' },
     ...(deps.metricsRegistry ? { metricsRegistry: deps.metricsRegistry } : {}),
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
+    ...(deps.http ? { http: deps.http } : {}),
   });
   await app.register(searchApi({ db: deps.db, search: deps.search, onRedriven: deps.onRedriven }));
   return app;

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfigOrExit } from '@civildiy/common';
 import { EmbeddingsClient } from '@civildiy/common/providers';
 import { startRuntime } from '@civildiy/common/runtime';
-import { listen } from '@civildiy/common/service';
+import { httpSettings, listen } from '@civildiy/common/service';
 import { TaskWorker } from '@civildiy/common/tasks';
 import { buildApp } from './app.ts';
 import { searchServiceEnv } from './config.ts';
@@ -108,5 +108,5 @@ const embedder = new QueryEmbedder({
   metrics,
 });
 const search = new SemanticSearch({ db, embedder, defaultModel: config.EMBEDDINGS_MODEL, efSearch: config.SEARCH_HNSW_EF_SEARCH, databaseKind: database.kind, maxBatch: config.SEARCH_QUERY_BATCH_MAX, metrics });
-const app = await buildApp({ db, search, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onRedriven: () => batcher.wake() });
+const app = await buildApp({ http: httpSettings(config), db, search, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onRedriven: () => batcher.wake() });
 await listen(app, { port: config.SEARCH_PORT, host: config.HOST, shutdown });

@@ -83,5 +83,25 @@ export const baseEnv = z.object({
   EMBEDDED_VACUUM_INTERVAL_MS: envInt(1_000, 86_400_000)
     .default(600_000)
     .describe('how often an embedded (PGlite) database is vacuumed and analysed, as autovacuum would on a server (ms)'),
+  HTTP_MAX_CONCURRENT_REQUESTS: envInt(1, 100_000)
+    .default(64)
+    .describe('requests a service serves at once; more wait briefly (HTTP_MAX_QUEUE_MS) or are refused with 503 service.overloaded'),
+  HTTP_MAX_QUEUE_MS: envInt(0, 60_000)
+    .default(500)
+    .describe('the longest a request waits for a free slot before 503 service.overloaded with Retry-After (ms)'),
+  HTTP_MAX_QUEUED_REQUESTS: envInt(0, 1_000_000).default(256).describe('requests waiting for a slot at most; more are refused at once'),
+  HTTP_REQUEST_TIMEOUT_MS: envInt(100, 600_000)
+    .default(30_000)
+    .describe("a request's deadline when its caller sets none (X-Request-Timeout-Ms), and the cap of those it sets: no transaction commits after it (ms)"),
+  TRUSTED_PROXIES: envList
+    .default(['127.0.0.1', '::1'])
+    .describe("comma-separated addresses (or CIDR ranges) whose X-Forwarded-For this service believes: the gateway's; default loopback, where npm start runs it"),
 });
 export type BaseEnv = z.infer<typeof baseEnv>;
+
+/** The variables of {@link baseEnv} that shape a service's HTTP handling (admission, deadlines, proxies). */
+export type HttpEnvVariable = 'HTTP_MAX_CONCURRENT_REQUESTS' | 'HTTP_MAX_QUEUE_MS' | 'HTTP_MAX_QUEUED_REQUESTS' | 'HTTP_REQUEST_TIMEOUT_MS' | 'TRUSTED_PROXIES';
+
+/** What the shared runtime reads: {@link BaseEnv} without the HTTP variables (the gateway has its own). */
+export type RuntimeEnv = Omit<BaseEnv, HttpEnvVariable>;
+

@@ -34,3 +34,11 @@ export function enrichContext(fields: Partial<RequestContext>): void {
   const store = storage.getStore();
   if (store) Object.assign(store, fields);
 }
+
+export {
+  REQUEST_TIMEOUT_HEADER,
+  assertBeforeDeadline,
+  currentDeadline,
+  remainingMs,
+  runWithDeadline,
+} from './deadline.ts';

@@ -2,5 +2,6 @@ export type { Database, DbTransaction, DbExecutor, DbQueryResultHKT, DbQueryResu
 export { openDatabase, type OpenDatabaseOptions, type OpenDatabase } from './open-database.ts';
 export { MIGRATIONS_SCHEMA, migrationsTableFor, migrationLockKey, type MigrationRun } from './migrations.ts';
 export { isUniqueViolation, UNIQUE_VIOLATION } from './unique-violation.ts';
+export { DatabaseGoneError, isDatabaseUnavailable } from './database-unavailable.ts';
 export { DATABASE_TARGETS, createTestDatabase, openTestDatabase, type DatabaseTarget, type TestDatabase } from './testing.ts';
 export { startEmbeddedVacuum } from './embedded-vacuum.ts';

@@ -4,6 +4,7 @@ import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import { assertBeforeDeadline } from '../context/index.ts';
 import type { Logger } from '../logging/index.ts';
 import type { Database } from './database.ts';
 import { PGliteClient, type PGliteDriverClient } from './pglite-client.ts';
@@ -49,6 +50,8 @@ export interface OpenDatabaseOptions<TSchema extends Record<string, unknown>> {
   onThreadExit?: (error: Error) => void;
   /** Maximum connections of the server pool. Default 10. Ignored for PGlite. */
   poolSize?: number;
+  /** How long the server pool waits for a new connection before the query fails, in ms. Default 5,000. Ignored for PGlite. */
+  connectTimeoutMs?: number;
 }
 
 /** An open service database. */
@@ -82,13 +85,25 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   const extensionNames = options.extensions?.vector ? ['vector'] : [];
 
   if (options.url) {
-    const pool = new pg.Pool({ connectionString: options.url, max: options.poolSize ?? 10 });
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      // Seen in pg_stat_activity; and a server that does not answer fails the query instead of hanging it.
+      application_name: service,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
+    });
     // An idle client losing its connection emits here; without a listener the process would crash.
-    pool.on('error', (error) => logger?.error({ err: error, database: service }, 'idle database connection failed'));
+    pool.on('error', (error) => logger?.warn({ err: error, database: service }, 'idle database connection lost'));
+    // A client in use emits too when the server goes away (restart, failover): pg-pool listens only
+    // while it is idle, so every client gets a listener of its own. The query in flight rejects
+    // (answered as 503 database.unavailable) and the pool drops the client when it is released.
+    pool.on('connect', (client) => {
+      client.on('error', (error) => logger?.warn({ err: error, database: service }, 'database connection lost'));
+    });
     try {
       const migrations = await migrateServerDatabase(pool, service, options.migrationsFolder, extensionNames);
       logger?.info({ database: service, kind: 'postgres', ...migrations }, 'database ready');
-      const db = drizzleNodePg({ client: pool, ...drizzleConfig }) as unknown as Database<TSchema>;
+      const db = withDeadlineChecks(drizzleNodePg({ client: pool, ...drizzleConfig }) as unknown as Database<TSchema>);
       let closed: Promise<void> | undefined;
       return {
         db,
@@ -118,7 +133,7 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
     logger?.info({ database: service, kind: 'pglite', dataDir, ...migrations }, 'database ready');
     let closed: Promise<void> | undefined;
     return {
-      db: pgliteDb as unknown as Database<TSchema>,
+      db: withDeadlineChecks(pgliteDb as unknown as Database<TSchema>),
       kind: 'pglite',
       migrations,
       ping: async () => {
@@ -130,4 +145,23 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
     await client.close().catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * Makes `db.transaction` respect the current request's deadline (see `assertBeforeDeadline`): a
+ * transaction neither starts nor commits once the caller has given up, so a client that was answered
+ * 504 (or gave up) never finds its write done after all. Outside a request (jobs, consumers, the
+ * relay) there is no deadline and nothing changes. Nested transactions (savepoints) are not checked.
+ */
+function withDeadlineChecks<TSchema extends Record<string, unknown>>(db: Database<TSchema>): Database<TSchema> {
+  const transaction = db.transaction.bind(db);
+  db.transaction = (work, config) =>
+    transaction(async (tx) => {
+      // Checked once the transaction has begun: on PGlite it may have waited its turn.
+      assertBeforeDeadline('the transaction');
+      const result = await work(tx);
+      assertBeforeDeadline('the transaction');
+      return result;
+    }, config);
+  return db;
 }

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { QueryOptions, Results } from '@electric-sql/pglite';
 import { finishRows, parsersAreTextTypes, RAW_TEXT_TYPES, type PGliteClientTransaction, type PGliteDriverClient } from './pglite-client.ts';
+import { DatabaseGoneError } from './database-unavailable.ts';
 
 /** What the worker thread is started with. */
 export interface ThreadWorkerData {
@@ -73,8 +74,8 @@ export class PGliteThread implements PGliteDriverClient {
   private constructor(worker: Worker, onExit: (error: Error) => void) {
     this.worker = worker;
     worker.on('message', (reply: ThreadReply) => this.settle(reply));
-    worker.on('error', (error) => this.fail(error, onExit));
-    worker.on('exit', (code) => this.fail(new Error(`the database thread exited (code ${code})`), this.closing ? () => undefined : onExit));
+    worker.on('error', (error) => this.fail(new DatabaseGoneError(`the database thread failed: ${error.message}`, { cause: error }), onExit));
+    worker.on('exit', (code) => this.fail(new DatabaseGoneError(`the database thread exited (code ${code})`), this.closing ? () => undefined : onExit));
   }
 
   /** Starts the worker and opens the database in `dataDir` (a folder or `memory://…`). */
@@ -172,7 +173,7 @@ export class PGliteThread implements PGliteDriverClient {
 
   private call<T>(request: Unnumbered<ThreadRequest>, closing = false): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.closing && !closing) return Promise.reject(new Error('the database is closed'));
+    if (this.closing && !closing) return Promise.reject(new DatabaseGoneError('the database is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject });

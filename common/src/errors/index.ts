@@ -6,5 +6,6 @@ export { NotFoundError } from './not-found-error.ts';
 export { ConflictError } from './conflict-error.ts';
 export { PreconditionFailedError } from './precondition-failed-error.ts';
 export { TooManyRequestsError } from './too-many-requests-error.ts';
-export { ServiceUnavailableError } from './service-unavailable-error.ts';
+export { ServiceUnavailableError, type ServiceUnavailableOptions } from './service-unavailable-error.ts';
+export { DeadlineExceededError } from './deadline-exceeded-error.ts';
 export { PermanentError, isPermanentError } from './permanent-error.ts';

@@ -1,10 +1,13 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
+import type { BaseEnv } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
+import { installAdmission } from './admission.ts';
 import { installAuth, type KeySource } from './auth.ts';
 import { installDocs, type DocsOptions } from './docs.ts';
-import { installErrorHandling } from './error-handler.ts';
+import { answerClientError, installErrorHandling, sendFrameworkError } from './error-handler.ts';
+import { JsonDepthScanner, jsonTooDeep } from './json-depth.ts';
 import { installHealth, type ReadinessCheck } from './health.ts';
 import { installMetrics } from './metrics.ts';
 import { REQUEST_ID_HEADER, installRequestContext, requestIdFrom } from './request-context.ts';
@@ -13,6 +16,40 @@ import { installTextGuard } from './text-guard.ts';
 
 /** A service's Fastify instance, typed by the zod type provider. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+/** How a service takes on requests: admission limits, deadlines, proxies (see the `HTTP_*` variables). */
+export interface HttpSettings {
+  /** Requests served at once; more wait. Default 64. */
+  maxConcurrent: number;
+  /** The longest a request waits for a slot before `503 service.overloaded`, in ms. Default 500. */
+  maxQueueMs: number;
+  /** Requests waiting for a slot at most; more are refused at once. Default 256. */
+  maxQueued: number;
+  /** The deadline of a request whose caller sets none (`X-Request-Timeout-Ms`), and the cap of those it sets, in ms. Default 30,000. */
+  requestTimeoutMs: number;
+  /** Addresses or CIDR ranges whose `X-Forwarded-For` is believed (`request.ip`). Default loopback. */
+  trustedProxies: string[];
+}
+
+/** The defaults of {@link HttpSettings}, as `baseEnv` defaults the `HTTP_*` variables. */
+export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
+  maxConcurrent: 64,
+  maxQueueMs: 500,
+  maxQueued: 256,
+  requestTimeoutMs: 30_000,
+  trustedProxies: ['127.0.0.1', '::1'],
+};
+
+/** The {@link HttpSettings} of a service's parsed environment (`HTTP_*`, `TRUSTED_PROXIES`). */
+export function httpSettings(config: BaseEnv): HttpSettings {
+  return {
+    maxConcurrent: config.HTTP_MAX_CONCURRENT_REQUESTS,
+    maxQueueMs: config.HTTP_MAX_QUEUE_MS,
+    maxQueued: config.HTTP_MAX_QUEUED_REQUESTS,
+    requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+    trustedProxies: config.TRUSTED_PROXIES,
+  };
+}
 
 /** Options of {@link createServiceApp}. */
 export interface ServiceAppOptions {
@@ -31,15 +68,32 @@ export interface ServiceAppOptions {
   metricsRegistry?: Registry;
   /** Log each request at info (default: true; false in benchmarks). */
   logRequests?: boolean;
+  /** Admission limits, deadlines and trusted proxies: `httpSettings(config)`. Default {@link DEFAULT_HTTP_SETTINGS}. */
+  http?: Partial<HttpSettings>;
+  /**
+   * Serve `GET /metrics` on this app. Default true. `false` still records the request metrics in the
+   * registry, for another listener to serve (the gateway's operations port).
+   */
+  metricsRoute?: boolean;
+  /**
+   * Put requests through the service's admission control (`HttpSettings`). Default true. `false`
+   * for an app that limits work its own way (the gateway limits per upstream).
+   */
+  admission?: boolean;
+  /** Fastify's `rewriteUrl`: the URL the router sees (the gateway's canonical path). Default: none. */
+  rewriteUrl?: (request: RawRequestDefaultExpression) => string;
 }
 
 /**
  * One call that builds a service's Fastify app with every shared default: zod validation and
- * serialisation, request ids and correlation context, the error handler, `/docs`, `/health/*`,
- * `/metrics`, body limit and (unless `auth: false`) `app.authenticate`. Register the service's routes
- * on the result; the app does not listen (tests `inject`).
+ * serialisation, request ids, correlation context and deadlines, admission control (503 when
+ * saturated), the error handler (also for what Node's parser and Fastify's router refuse), JSON depth
+ * and text guards, `/docs`, `/health/*`, `/metrics`, body limit and (unless `auth: false`)
+ * `app.authenticate`. Register the service's routes on the result; the app does not listen (tests
+ * `inject`).
  */
 export async function createServiceApp(options: ServiceAppOptions): Promise<App> {
+  const http: HttpSettings = { ...DEFAULT_HTTP_SETTINGS, ...options.http };
   const app = Fastify({
     loggerInstance: options.logger as FastifyBaseLogger,
     // Our own onResponse hook logs one line per request, with the correlation id.
@@ -47,16 +101,21 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
     bodyLimit: options.bodyLimitBytes ?? 1024 * 1024,
     requestIdHeader: false,
     genReqId: (request) => requestIdFrom(request.headers[REQUEST_ID_HEADER]),
-    // The gateway proxies; trust X-Forwarded-For from loopback only.
-    trustProxy: '127.0.0.1,::1',
+    // Only the gateway's X-Forwarded-For is believed: anyone else could pick their own address.
+    trustProxy: http.trustedProxies,
     routerOptions: { ignoreTrailingSlash: true },
+    frameworkErrors: sendFrameworkError,
+    clientErrorHandler: answerClientError,
+    ...(options.rewriteUrl ? { rewriteUrl: options.rewriteUrl } : {}),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
-  installRequestContext(app);
+  installRequestContext(app, http.requestTimeoutMs);
+  if (options.admission ?? true) installAdmission(app, http, options.metricsRegistry);
   closeConnectionsWhenClosing(app);
   installErrorHandling(app);
+  installJsonParser(app);
   installTextGuard(app);
   if (options.logRequests ?? true) {
     app.addHook('onResponse', (request, reply, done) => {
@@ -69,9 +128,26 @@ export async function createServiceApp(options: ServiceAppOptions): Promise<App>
   }
   await installDocs(app, { title: options.docs?.title ?? options.name, ...options.docs });
   installHealth(app, options.readiness ?? {});
-  installMetrics(app, options.name, options.metricsRegistry);
+  installMetrics(app, options.name, options.metricsRegistry, { route: options.metricsRoute ?? true });
   if (options.auth) installAuth(app, options.auth);
   return app;
+}
+
+/**
+ * JSON bodies are measured for depth before they are parsed (400 `json_too_deep` past
+ * `MAX_JSON_DEPTH`), then parsed by Fastify's own parser (prototype poisoning refused).
+ */
+function installJsonParser(app: App): void {
+  const parse = app.getDefaultJsonParser('error', 'ignore');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string;
+    if (!new JsonDepthScanner().push(text)) {
+      done(jsonTooDeep(), undefined);
+      return;
+    }
+    parse(request, text, done);
+  });
 }
 
 /** Health checks and metric scrapes arrive every few seconds; they are logged at debug only. */

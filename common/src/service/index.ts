@@ -1,4 +1,6 @@
-export { createServiceApp, listen, type App, type ServiceAppOptions } from './create-service.ts';
+export { DEFAULT_HTTP_SETTINGS, createServiceApp, httpSettings, listen, type App, type HttpSettings, type ServiceAppOptions } from './create-service.ts';
+export { AdmissionControl, installAdmission, overloaded, type AdmissionOptions, type ShedReason } from './admission.ts';
+export { JsonDepthScanner, MAX_JSON_DEPTH, jsonTooDeep } from './json-depth.ts';
 export {
   ACCESS_TOKEN_ALGORITHMS,
   ACCESS_TOKEN_AUDIENCE,
@@ -9,7 +11,7 @@ export {
   type AuthenticatedUser,
   type KeySource,
 } from './auth.ts';
-export { installErrorHandling, type ErrorBody } from './error-handler.ts';
+export { answerClientError, installErrorHandling, sendFrameworkError, type ErrorBody } from './error-handler.ts';
 export { checkReadiness, type ReadinessCheck, type Readiness } from './health.ts';
 export { reuseMetric } from './metrics.ts';
 export { REQUEST_ID_HEADER, requestIdFrom } from './request-context.ts';

@@ -12,10 +12,11 @@ export function reuseMetric<M>(registry: Registry, name: string, create: () => M
 }
 
 /**
- * `GET /metrics` in Prometheus text format, Node's default metrics (once per process) labelled with
- * the service, and `civildiy_http_request_duration_seconds{method,route,status}`.
+ * `GET /metrics` in Prometheus text format (unless `route: false`: then another listener serves the
+ * registry), Node's default metrics (once per process) labelled with the service, and
+ * `civildiy_http_request_duration_seconds{method,route,status}`.
  */
-export function installMetrics(app: FastifyInstance, service: string, registry: Registry = register): void {
+export function installMetrics(app: FastifyInstance, service: string, registry: Registry = register, options: { route?: boolean } = {}): void {
   if (!defaultsCollected && registry === register) {
     registry.setDefaultLabels({ service });
     collectDefaultMetrics({ register: registry });
@@ -40,6 +41,7 @@ export function installMetrics(app: FastifyInstance, service: string, registry: 
     }
     done();
   });
+  if (options.route === false) return;
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { runWithContext } from '../context/index.ts';
+import { REQUEST_TIMEOUT_HEADER, runWithContext, runWithDeadline } from '../context/index.ts';
 import { newId } from '../ids/index.ts';
 
 /** Header carrying the correlation id from the gateway (or the client) into every service. */
@@ -13,13 +13,22 @@ export function requestIdFrom(header: string | string[] | undefined): string {
   return value && VALID_REQUEST_ID.test(value) ? value : newId();
 }
 
+/** The caller's budget from `X-Request-Timeout-Ms`, or undefined when absent or not a number. */
+function budgetFrom(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || !/^\d{1,9}$/.test(value)) return undefined;
+  return Number(value);
+}
+
 /**
- * Runs every request inside a {@link RequestContext} whose correlation id is the request id, and
- * echoes it in the `X-Request-ID` response header.
+ * Runs every request inside a {@link RequestContext} whose correlation id is the request id (echoed
+ * in the `X-Request-ID` response header), and under a deadline: `X-Request-Timeout-Ms` from the
+ * caller (the gateway sends what is left of its own timeout), at most `requestTimeoutMs`.
  */
-export function installRequestContext(app: FastifyInstance): void {
+export function installRequestContext(app: FastifyInstance, requestTimeoutMs: number): void {
   app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
-    runWithContext({ correlationId: request.id }, done);
+    const budget = Math.min(budgetFrom(request.headers[REQUEST_TIMEOUT_HEADER]) ?? requestTimeoutMs, requestTimeoutMs);
+    runWithContext({ correlationId: request.id }, () => runWithDeadline(Date.now() + budget, done));
   });
 }

@@ -41,8 +41,9 @@ export class Shutdown {
 
   /**
    * On SIGTERM/SIGINT: run the steps and exit 0, or exit 1 after `timeoutMs`. A second signal more
-   * than 2 s after the first forces exit 1; one sooner is ignored, because Ctrl-C in a terminal
-   * reaches each service twice (from the terminal and forwarded by the `npm start` launcher).
+   * than 2 s after the first forces exit 1; one sooner is ignored, because a service run straight
+   * from a terminal can get one Ctrl-C twice (from the terminal and from npm or tsx forwarding it).
+   * Under `npm start` each service has its own process group and gets one SIGTERM from the launcher.
    */
   installSignalHandlers(): void {
     let firstSignalAt: number | undefined;

@@ -15,3 +15,4 @@ export {
 } from './system.ts';
 export { newPostSnapshot } from './posts.ts';
 export { httpCall, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
+export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
