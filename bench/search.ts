@@ -114,18 +114,18 @@ interface IndexStatus {
   counts: Record<string, number>;
 }
 
-async function indexStatus(system: Slice): Promise<IndexStatus> {
-  const response = await call(`${system.urls.search}/search/index/status`);
+async function indexStatus(system: Slice, token: string): Promise<IndexStatus> {
+  const response = await call(`${system.urls.search}/search/index/status`, { token });
   if (response.status !== 200) throw new Error(`index status: ${response.status}`);
   return response.body as IndexStatus;
 }
 
 /** Resolves with the time at which `indexed` posts are searchable (no row pending or claimed). */
-async function waitIndexed(system: Slice, expected: number, timeoutMs = 600_000): Promise<number> {
+async function waitIndexed(system: Slice, token: string, expected: number, timeoutMs = 600_000): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let last = '';
   for (;;) {
-    const { counts } = await indexStatus(system);
+    const { counts } = await indexStatus(system, token);
     const done = counts.done ?? 0;
     const open = (counts.pending ?? 0) + (counts.claimed ?? 0);
     if (done >= expected && open === 0) return performance.now();
@@ -146,7 +146,7 @@ async function indexing(workers: number) {
     const started = performance.now();
     await system.restart('search-service');
     const ready = performance.now();
-    const finished = await waitIndexed(system, INDEX_POSTS);
+    const finished = await waitIndexed(system, token, INDEX_POSTS);
     const seconds = (finished - started) / 1000;
     return { workers, posts: INDEX_POSTS, seconds: Number(seconds.toFixed(2)), startSeconds: Number(((ready - started) / 1000).toFixed(2)), postsPerSecond: Math.round(INDEX_POSTS / seconds) };
   } finally {
@@ -191,7 +191,7 @@ async function queryLatency() {
     const token = await register(system);
     await writePosts(system, token, SEARCH_POSTS, 1_234);
     const started = performance.now();
-    await waitIndexed(system, SEARCH_POSTS);
+    await waitIndexed(system, token, SEARCH_POSTS);
     console.log(`  indexed ${SEARCH_POSTS} posts ${((performance.now() - started) / 1000).toFixed(1)} s after the last write`);
     const texts = queries(QUERIES);
 

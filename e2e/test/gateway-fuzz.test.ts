@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SystemService } from '@civildiy/common/testing';
+import { GATEWAY_ROUTES, pathHasPrefix } from '@civildiy/common/topology';
 import { UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
 
 /**
@@ -88,7 +90,7 @@ const hostileValue = fc.oneof(
   fc.string({ maxLength: 300 }),
   fc.integer(),
   fc.double(),
-  fc.constantFrom(null, true, [], {}, '', 'javascript:alert(1)', '\u0000', 'x'.repeat(30_000), -1, 1e308),
+  fc.constantFrom(null, true, [], {}, '', 'javascript:alert(1)', '\u0000', '\ud800', 'a\udfffb', 'x'.repeat(30_000), -1, 1e308),
 );
 
 /** The valid body with one field changed, removed or added; or a different JSON value altogether. */
@@ -103,6 +105,8 @@ const bodyFor = (valid: Record<string, unknown> | undefined) =>
     hostileValue.map((value) => JSON.stringify(value) ?? 'null'),
     fc.string({ maxLength: 200 }),
     fc.constant('{"unterminated": '),
+    // Deeper than any parser should recurse over: refused with 400 json_too_deep, not a stack overflow.
+    fc.constant(`{"title":${'['.repeat(5_000)}${']'.repeat(5_000)}}`),
   );
 
 const query = fc.dictionary(
@@ -154,6 +158,26 @@ async function send(endpoint: Endpoint, id: string, params: Record<string, strin
   const text = await response.text();
   return { status: response.status, text };
 }
+
+describe('the services behind the gateway, reached directly', () => {
+  const protectedEndpoints = ENDPOINTS.filter((endpoint) => {
+    const route = GATEWAY_ROUTES.find((entry) => pathHasPrefix(endpoint.path, entry.prefix) && (entry.methods ?? [endpoint.method]).includes(endpoint.method));
+    return route?.access === 'protected';
+  });
+
+  it.each(protectedEndpoints.map((endpoint) => [`${endpoint.method} ${endpoint.path}`, endpoint] as const))(
+    '%s answers 401 auth.missing_token without a token, as the gateway does',
+    async (_name, endpoint) => {
+      const route = GATEWAY_ROUTES.find((entry) => pathHasPrefix(endpoint.path, entry.prefix) && (entry.methods ?? [endpoint.method]).includes(endpoint.method))!;
+      const base = system.serviceUrls[route.service as SystemService];
+      const response = await call(`${base}${endpoint.path.replace('{id}', ownPostId)}`, {
+        method: endpoint.method,
+        ...(endpoint.body && endpoint.method !== 'GET' && endpoint.method !== 'DELETE' ? { body: endpoint.body } : {}),
+      });
+      expect({ status: response.status, code: response.body?.error?.code }).toEqual({ status: 401, code: 'auth.missing_token' });
+    },
+  );
+});
 
 describe('every public endpoint through the gateway under fuzzed input', () => {
   it.each(ENDPOINTS.map((endpoint) => [`${endpoint.method} ${endpoint.path}`, endpoint] as const))('%s never answers 5xx', async (_name, endpoint) => {

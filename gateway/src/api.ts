@@ -1,14 +1,17 @@
 import replyFrom from '@fastify/reply-from';
-import type { HTTPMethods } from 'fastify';
 import type { App } from '@civildiy/common/service';
+import { ROUTE_METHODS } from '@civildiy/common/topology';
 import type { ApiDocs } from './api-docs.ts';
 import type { Gateway } from './gateway.ts';
+import { methodNotAllowed } from './gateway-errors.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
+import type { RouteTable } from './route-table.ts';
 import { SystemHealth } from './system-health.ts';
 import type { UpstreamProxy } from './upstream-proxy.ts';
 
 /** What the gateway's routes call. */
 export interface GatewayApiDeps {
+  routes: RouteTable;
   gateway: Gateway;
   proxy: UpstreamProxy;
   docs: ApiDocs;
@@ -20,12 +23,12 @@ export interface GatewayApiDeps {
   cors: boolean;
 }
 
-const PROXIED_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
-
 /**
- * Every HTTP route of the gateway: `GET /health`, the merged `GET /docs/json`, and the catch-all that
- * forwards everything else through the route table. The gateway's own routes (`/health*`, `/docs*`,
- * `/metrics`) are static and win over the catch-all in the router; no table prefix overlaps them.
+ * Every HTTP route of the gateway: `GET /health`, the merged `GET /docs/json`, and the route table:
+ * each prefix and everything under it, for every method, either forwarded by the entry the table's
+ * first match names or answered 405. Fastify's router matches them on the canonical path (see
+ * `installPathNormalisation`); no table prefix overlaps the gateway's own routes (`/health*`,
+ * `/docs*`), and a path under no prefix is a 404.
  */
 export async function registerApi(app: App, deps: GatewayApiDeps): Promise<void> {
   app.get(
@@ -77,11 +80,41 @@ export async function registerApi(app: App, deps: GatewayApiDeps): Promise<void>
       });
       done();
     });
-    proxied.route({
-      method: deps.cors ? PROXIED_METHODS : [...PROXIED_METHODS, 'OPTIONS'],
-      url: '/*',
-      schema: { hide: true },
-      handler: (request, reply) => deps.gateway.handle(request, reply),
-    });
+    routeTheTable(proxied, deps);
   });
+}
+
+/**
+ * The route table on Fastify's router: every prefix and `<prefix>/*`, each method forwarded by the
+ * entry the table's first match names there, or answered 405 with the methods the prefix has. With
+ * CORS on, its plugin owns `OPTIONS *` (preflight), so the table does not take OPTIONS.
+ */
+function routeTheTable(proxied: App, deps: GatewayApiDeps): void {
+  const methods = deps.cors ? ROUTE_METHODS.filter((method) => method !== 'OPTIONS') : ROUTE_METHODS;
+  for (const entry of deps.routes.routerEntries(methods)) {
+    for (const url of [entry.prefix, `${entry.prefix}/*`]) {
+      for (const { route, methods: forwarded } of entry.forwards) {
+        proxied.route({
+          method: forwarded,
+          url,
+          exposeHeadRoute: false,
+          schema: { hide: true },
+          handler: (request, reply) => deps.gateway.handle(route, request, reply),
+        });
+      }
+      const refused = entry.refused;
+      if (refused) {
+        proxied.route({
+          method: refused.methods,
+          url,
+          exposeHeadRoute: false,
+          schema: { hide: true },
+          handler: (request, reply) => {
+            reply.header('allow', refused.allow.join(', '));
+            throw methodNotAllowed(request.method);
+          },
+        });
+      }
+    }
+  }
 }

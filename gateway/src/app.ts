@@ -10,9 +10,11 @@ import { ClientAddresses } from './client-address.ts';
 import { ROUTED_SERVICES, type GatewayConfig } from './config.ts';
 import { Gateway } from './gateway.ts';
 import { gatewayMetrics } from './gateway-metrics.ts';
+import { installPathNormalisation, rewriteToCanonical } from './path-normalisation.ts';
 import { RateLimits } from './rate-limits.ts';
 import { RouteTable } from './route-table.ts';
 import { checkSystemHealth } from './system-health.ts';
+import { UpstreamAdmission } from './upstream-admission.ts';
 import { UpstreamProxy } from './upstream-proxy.ts';
 
 /** What the gateway's HTTP app needs. */
@@ -29,7 +31,7 @@ export interface GatewayAppDeps {
 /** Headers a browser script may read from the gateway's answers. */
 const EXPOSED_HEADERS = ['x-request-id', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'location', 'etag'];
 
-/** The gateway's Fastify app (not listening). */
+/** The gateway's public Fastify app (not listening); its metrics are served by `buildOpsApp`. */
 export async function buildApp(deps: GatewayAppDeps): Promise<App> {
   const { config } = deps;
   const app = await createServiceApp({
@@ -42,7 +44,15 @@ export async function buildApp(deps: GatewayAppDeps): Promise<App> {
     bodyLimitBytes: config.GATEWAY_BODY_LIMIT_BYTES,
     logRequests: config.GATEWAY_LOG_REQUESTS,
     docs: { title: 'CivilDIY gateway', description: 'The single entry point of the CivilDIY API.' },
+    // Routed, protected, limited and forwarded on one canonical path.
+    rewriteUrl: rewriteToCanonical,
+    // Its metrics (every upstream's timings) are for operators: served on the operations port (`buildOpsApp`).
+    metricsRoute: false,
+    // Work is admitted per upstream (a slow service must not take every slot), see `UpstreamAdmission`.
+    admission: false,
+    http: { requestTimeoutMs: config.GATEWAY_UPSTREAM_TIMEOUT_MS, trustedProxies: config.GATEWAY_TRUSTED_PROXIES },
   });
+  installPathNormalisation(app);
 
   const corsOrigins = config.GATEWAY_CORS_ORIGINS;
   if (corsOrigins.length > 0) {
@@ -76,6 +86,10 @@ export async function buildApp(deps: GatewayAppDeps): Promise<App> {
     limits,
     discovery: deps.discovery,
     proxy,
+    admission: new UpstreamAdmission(
+      { maxConcurrent: config.GATEWAY_UPSTREAM_CONNECTIONS, maxQueueMs: config.GATEWAY_UPSTREAM_QUEUE_MS, maxQueued: config.GATEWAY_UPSTREAM_MAX_QUEUED },
+      metrics,
+    ),
     metrics,
   });
   const docs = new ApiDocs({
@@ -94,6 +108,6 @@ export async function buildApp(deps: GatewayAppDeps): Promise<App> {
       timeoutMs: config.GATEWAY_HEALTH_TIMEOUT_MS,
     });
 
-  await registerApi(app, { gateway, proxy, docs, health, metrics, upstreamConnections: config.GATEWAY_UPSTREAM_CONNECTIONS, cors: corsOrigins.length > 0 });
+  await registerApi(app, { routes, gateway, proxy, docs, health, metrics, upstreamConnections: config.GATEWAY_UPSTREAM_CONNECTIONS, cors: corsOrigins.length > 0 });
   return app;
 }

@@ -13,11 +13,24 @@ export interface GatewayMetrics {
   rateLimited: Counter<'limit'>;
   /** Requests let through unlimited because Redis did not answer. */
   rateLimitFailOpen: Counter;
+  /** Requests refused 503 `service.overloaded` because their upstream had no free slot in time. */
+  shed: Counter<'service' | 'reason'>;
 }
 
 /** Creates (or, in tests with several apps, reuses) the gateway metrics in `registry`. */
 export function gatewayMetrics(registry: Registry = register): GatewayMetrics {
   return {
+    shed: reuseMetric(
+      registry,
+      'civildiy_gateway_shed_total',
+      () =>
+        new Counter({
+          name: 'civildiy_gateway_shed_total',
+          help: 'Requests refused with 503 service.overloaded: no slot for their upstream in time (reason: queue_full, queue_timeout, deadline)',
+          labelNames: ['service', 'reason'] as const,
+          registers: [registry],
+        }),
+    ),
     requests: reuseMetric(
       registry,
       'civildiy_gateway_requests_total',

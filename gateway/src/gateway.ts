@@ -1,12 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { UnauthorizedError, enrichContext } from '@civildiy/common';
+import { UnauthorizedError, currentDeadline, enrichContext } from '@civildiy/common';
 import { ServiceNotFoundError, type ServiceDiscovery } from '@civildiy/common/discovery';
 import { bearerToken, type AuthenticatedUser } from '@civildiy/common/service';
 import type { ClientAddresses } from './client-address.ts';
-import { methodNotAllowed, rateLimited, upstreamUnavailable } from './gateway-errors.ts';
+import { rateLimited, upstreamUnavailable } from './gateway-errors.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
 import type { RateLimits } from './rate-limits.ts';
-import type { RouteTable } from './route-table.ts';
+import type { CompiledRoute, RouteTable } from './route-table.ts';
+import type { UpstreamAdmission } from './upstream-admission.ts';
 import type { UpstreamProxy } from './upstream-proxy.ts';
 
 /** What {@link Gateway} works with. */
@@ -17,12 +18,14 @@ export interface GatewayParts {
   limits: RateLimits;
   discovery: ServiceDiscovery;
   proxy: UpstreamProxy;
+  admission: UpstreamAdmission;
   metrics: GatewayMetrics;
 }
 
 /**
- * The path of one request through the gateway: find its route table entry, check the bearer token,
- * count it against the rate limits, find an instance of the service and forward it.
+ * The path of one request through the gateway, once the router has picked its route table entry
+ * (on the canonical path): refuse a case variant of a table prefix, check the bearer token, count
+ * the request against the rate limits, find an instance of the service and forward it.
  *
  * The budgets are counted before a token error is answered, so a client sending bad tokens in a loop
  * runs into 429 like any other.
@@ -30,21 +33,15 @@ export interface GatewayParts {
 export class Gateway {
   constructor(private readonly parts: GatewayParts) {}
 
-  /** Answers `request`: from the upstream, or with the gateway's own 4xx/5xx. */
-  async handle(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  /** Answers `request` for `route`: from the upstream, or with the gateway's own 4xx/5xx. */
+  async handle(route: CompiledRoute, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const { routes, clients, limits, discovery, proxy } = this.parts;
     const queryAt = request.url.indexOf('?');
     const path = queryAt === -1 ? request.url : request.url.slice(0, queryAt);
-    const match = routes.match(request.method, path);
-    if (match.kind === 'not_found') {
+    if (routes.lookalike(path) !== undefined) {
       reply.callNotFound();
       return reply;
     }
-    if (match.kind === 'method_not_allowed') {
-      reply.header('allow', match.allow.join(', '));
-      throw methodNotAllowed(request.method);
-    }
-    const route = match.route;
     const client = clients.of(request);
     request.proxied = { route, client, user: undefined, sentAt: 0 };
 
@@ -84,6 +81,7 @@ export class Gateway {
       this.parts.metrics.upstreamFailures.inc({ service: route.service, kind: 'not_configured' });
       throw upstreamUnavailable(route.service, error);
     }
-    return proxy.forward(request, reply, base);
+    await this.parts.admission.enter(route.service, base, currentDeadline(), reply);
+    return proxy.forward(request, reply, base, path);
   }
 }

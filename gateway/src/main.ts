@@ -4,6 +4,7 @@ import { startRuntime } from '@civildiy/common/runtime';
 import { listen } from '@civildiy/common/service';
 import { buildApp } from './app.ts';
 import { gatewayEnv } from './config.ts';
+import { buildOpsApp } from './ops-app.ts';
 import { connected, createRateLimitRedis } from './rate-limits.ts';
 
 const config = loadConfigOrExit(gatewayEnv);
@@ -17,4 +18,6 @@ shutdown.add('rate-limit redis', () => rateLimitRedis.quit());
 await connected(rateLimitRedis, 5_000);
 
 const app = await buildApp({ config, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, discovery, rateLimitRedis });
+// Listening before the public port, it closes after it: the last scrape sees the whole drain.
+if (config.GATEWAY_OPS_PORT !== 0) await listen(buildOpsApp({ logger }), { port: config.GATEWAY_OPS_PORT, host: config.HOST, shutdown });
 await listen(app, { port: config.GATEWAY_PORT, host: config.HOST, shutdown });

@@ -4,14 +4,27 @@ import type { App, KeySource } from '@civildiy/common/service';
 import { REDIS_URL, freePort, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import { ROUTED_SERVICES, gatewayEnv } from '../src/config.ts';
+import { buildOpsApp } from '../src/ops-app.ts';
 import { connected, createRateLimitRedis } from '../src/rate-limits.ts';
 
-/** A gateway app listening on a free port, with a static discovery and its own Redis key prefix. */
+/**
+ * A gateway listening on a free port, with a static discovery and its own Redis key prefix, and its
+ * operations app (metrics) on another.
+ */
 export interface GatewayUnderTest {
   url: string;
+  /** The operations listener (`GATEWAY_OPS_PORT`). */
+  opsUrl: string;
   app: App;
   prefix: string;
   close(): Promise<void>;
+}
+
+async function listenLocally(app: App): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return `http://127.0.0.1:${address.port}`;
 }
 
 /** A URL where nothing listens (a port the OS just handed out and took back). */
@@ -73,15 +86,14 @@ export async function startGateway(options: {
   const rateLimitRedis = createRateLimitRedis(options.redisUrl ?? REDIS_URL, logger);
   if (!options.redisUrl) await connected(rateLimitRedis, 5_000);
   const app = await buildApp({ config, logger, auth: options.auth, discovery, rateLimitRedis });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  if (!address || typeof address === 'string') throw new Error('gateway has no port');
+  const ops = buildOpsApp({ logger });
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    url: await listenLocally(app),
+    opsUrl: await listenLocally(ops),
     app,
     prefix,
     close: async () => {
-      await app.close();
+      await Promise.all([app.close(), ops.close()]);
       rateLimitRedis.disconnect();
       await removeRedisPrefix(prefix);
     },

@@ -101,7 +101,7 @@ describe('rate limits in one gateway', () => {
   it('lets requests through unlimited (fail open) when Redis does not answer, and counts that in a metric', async () => {
     const gateway = await gatewayWith({ GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '1' }, `redis://127.0.0.1:${await freePort()}`);
     const failOpen = async () => {
-      const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+      const metrics = await (await fetch(`${gateway.opsUrl}/metrics`)).text();
       return Number(/^civildiy_gateway_rate_limit_fail_open_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0);
     };
     const before = await failOpen();
@@ -134,6 +134,7 @@ describe('rate limits shared by two gateway processes', () => {
           readyUrl: `http://127.0.0.1:${port}/health/ready`,
           env: {
             GATEWAY_PORT: String(port),
+            GATEWAY_OPS_PORT: '0',
             REDIS_KEY_PREFIX: prefix,
             GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '6',
             FEED_URL: feed.url,

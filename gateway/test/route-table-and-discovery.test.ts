@@ -1,6 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '@civildiy/common';
 import { ServiceNotFoundError, StaticDiscovery, serviceUrlVariable } from '@civildiy/common/discovery';
-import { GATEWAY_ROUTES, PLANNED_SERVICES, SERVICES, pathHasPrefix, routeMethods } from '@civildiy/common/topology';
+import { createTestTokens } from '@civildiy/common/testing';
+import { GATEWAY_ROUTES, PLANNED_SERVICES, ROUTE_METHODS, SERVICES, pathHasPrefix, routeMethods } from '@civildiy/common/topology';
+import { ROUTED_SERVICES } from '../src/config.ts';
+import { startGateway, type GatewayUnderTest } from './gateway-under-test.ts';
+import { startStubUpstream, type Echo, type StubUpstream } from './stub-upstream.ts';
 
 describe('the route table', () => {
   it('names only services that exist or are planned, and a planned one is not already running', () => {
@@ -36,6 +41,45 @@ describe('the route table', () => {
     expect(pathHasPrefix('/posts/', '/posts')).toBe(true);
     expect(pathHasPrefix('/posts/1/comments', '/posts')).toBe(true);
     expect(pathHasPrefix('/postscript', '/posts')).toBe(false);
+  });
+});
+
+describe("the gateway's router", () => {
+  let stubs: StubUpstream[] = [];
+  let gateway: GatewayUnderTest;
+  let authorization: string;
+
+  beforeAll(async () => {
+    const tokens = await createTestTokens();
+    authorization = `Bearer ${await tokens.token(newId())}`;
+    stubs = await Promise.all(ROUTED_SERVICES.map((service) => startStubUpstream(service)));
+    gateway = await startGateway({ auth: tokens.keys, urls: Object.fromEntries(ROUTED_SERVICES.map((service, i) => [service, stubs[i]!.url])) });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all(stubs.map((stub) => stub.close()));
+  });
+
+  it("sends every method, at every prefix and under it, where the table's first match says, or answers 405 with the methods it has", async () => {
+    for (const prefix of new Set(GATEWAY_ROUTES.map((route) => route.prefix))) {
+      for (const path of [prefix, `${prefix}/x`]) {
+        for (const method of ROUTE_METHODS) {
+          const first = GATEWAY_ROUTES.find((route) => pathHasPrefix(path, route.prefix) && routeMethods(route).has(method));
+          const response = await fetch(`${gateway.url}${path}`, { method, headers: { authorization } });
+          const where = `${method} ${path}`;
+          if (first) {
+            expect(response.status, where).toBe(200);
+            if (method !== 'HEAD') expect(((await response.json()) as Echo).service, where).toBe(first.service);
+          } else {
+            const allow = new Set(GATEWAY_ROUTES.filter((route) => pathHasPrefix(path, route.prefix)).flatMap((route) => [...routeMethods(route)]));
+            expect(response.status, where).toBe(405);
+            expect(new Set(response.headers.get('allow')!.split(', ')), where).toEqual(allow);
+            await response.body?.cancel();
+          }
+        }
+      }
+    }
   });
 });
 

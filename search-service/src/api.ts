@@ -91,7 +91,9 @@ export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriv
     app.get(
       '/search/index/status',
       {
+        onRequest: app.authenticate,
         schema: {
+          security: [{ bearerAuth: [] }],
           tags: ['index'],
           summary: 'The index: rows by status, a reindex in progress, and the rows that failed',
           querystring: z.object({

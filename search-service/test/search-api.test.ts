@@ -158,6 +158,13 @@ describe('search API errors', () => {
     expect((await service.get('/search?q=a%20query%20never%20asked%20before')).status).toBe(200);
   });
 
+  it('answers 401 auth.missing_token for the index status without a token, and the status with one', async () => {
+    const anonymous = await service.app.inject({ method: 'GET', url: '/search/index/status' });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.json()).toMatchObject({ error: { code: 'auth.missing_token' } });
+    expect((await service.get('/search/index/status')).status).toBe(200);
+  });
+
   it('requires a token to redrive failed rows', async () => {
     const response = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive' });
     expect(response.statusCode).toBe(401);

@@ -131,6 +131,7 @@ export interface SearchServiceUnderTest {
   deleted(deletion: PostDeleted): Promise<string>;
   /** Resolves once the consumer has processed the event (its inbox row exists). */
   processed(eventId: string): Promise<void>;
+  /** `GET url` with a valid access token. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers of every route, read field by field in the tests
   get<T = any>(url: string): Promise<{ status: number; body: T }>;
   /** Ids of `GET /search?q=…` results, in order. */
@@ -180,8 +181,11 @@ export async function startSearchService(name: string, options: StartOptions): P
   const app = await buildApp({ db, search, logger, auth: tokens.keys, readiness: { database: () => database.ping() }, onRedriven: () => batcher.wake(), metricsRegistry: registry, logRequests: false });
   await app.ready();
 
+  // As a signed-in user: the index routes are protected, the search routes ignore the token. Signed
+  // once, so that requests sent together still arrive together (search coalescing is tested so).
+  const authorization = `Bearer ${await tokens.token(undefined, { expiresIn: '1h' })}`;
   const get = async (url: string) => {
-    const response = await app.inject({ method: 'GET', url });
+    const response = await app.inject({ method: 'GET', url, headers: { authorization } });
     return { status: response.statusCode, body: response.json() };
   };
   return {

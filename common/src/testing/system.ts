@@ -60,8 +60,13 @@ export interface SystemUnderTest {
     worker: string;
     gateway: string;
   };
-  /** Each service's `/metrics` (mock-providers: the payments app; both providers share one registry). */
+  /**
+   * Each service's `/metrics` (mock-providers: the payments app, both providers share one registry;
+   * gateway: its operations port, `GATEWAY_OPS_PORT`).
+   */
   metricsUrls: Record<SystemService, string>;
+  /** Base URL of every service by its name (the gateway's public one; mock-providers: payments). */
+  serviceUrls: Record<SystemService, string>;
   /** Every process started, by name (`worker` is the first worker; more from {@link startWorker}). */
   processes: Map<string, ServiceProcess>;
   /** Starts one more worker process under a unique name. */
@@ -105,6 +110,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
   const ports = Object.fromEntries(SYSTEM_SERVICES.map((name, index) => [name, allocated[index]!])) as Record<SystemService, number>;
   const messaging = await freePort();
   const embeddings = await freePort();
+  const gatewayOps = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-system-'));
   const prefix = `sut-${newId().slice(-12)}`;
   const url = (port: number) => `http://127.0.0.1:${port}`;
@@ -120,6 +126,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     NOTIFICATION_PORT: String(ports['notification-service']),
     WORKER_PORT: String(ports.worker),
     GATEWAY_PORT: String(ports.gateway),
+    GATEWAY_OPS_PORT: String(gatewayOps),
     MOCK_PAYMENTS_PORT: String(ports['mock-providers']),
     MOCK_MESSAGING_PORT: String(messaging),
     MOCK_EMBEDDINGS_PORT: String(embeddings),
@@ -177,7 +184,8 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       worker: url(ports.worker),
       gateway: url(ports.gateway),
     },
-    metricsUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, `${url(ports[name])}/metrics`])) as Record<SystemService, string>,
+    serviceUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, url(ports[name])])) as Record<SystemService, string>,
+    metricsUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, `${url(name === 'gateway' ? gatewayOps : ports[name])}/metrics`])) as Record<SystemService, string>,
     processes,
     startWorker: async (name, extraEnv = {}) => {
       const port = await freePort();

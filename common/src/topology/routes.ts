@@ -28,8 +28,11 @@ export interface RouteRateLimit {
 /** One entry of the gateway's route table. */
 export interface GatewayRoute {
   /**
-   * The path prefix, matched on whole segments: `/posts` matches `/posts`, `/posts/` and `/posts/x`,
-   * not `/postsx`. Paths are forwarded unchanged (no prefix stripping).
+   * The path prefix, matched on whole segments: `/posts` matches `/posts` and `/posts/x`, not
+   * `/postsx`; letter case counts (a case variant such as `/Posts` is a 404). The gateway matches it
+   * against the request's canonical path (each segment decoded once and re-encoded, no empty or dot
+   * segments, no trailing slash) and forwards that path with no prefix stripping, so the service sees
+   * exactly the path the gateway matched.
    */
   prefix: string;
   /** The upstream: a `SERVICES` name, or one of {@link PLANNED_SERVICES}. */
