@@ -5,9 +5,10 @@ import { outbox } from '@civildiy/common/outbox';
 import { eq, or, sql } from 'drizzle-orm';
 import type { AuthDatabase } from './db/database.ts';
 import { users, type UserRow } from './db/schema.ts';
+import type { DeviceTokens } from './device-tokens.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import type { Passwords } from './passwords.ts';
-import type { TokenPair, Tokens } from './tokens.ts';
+import type { IssuedTokens, Tokens } from './tokens.ts';
 
 /** A user as clients see it. */
 export interface PublicUser {
@@ -17,8 +18,8 @@ export interface PublicUser {
   createdAt: string;
 }
 
-/** A user with a fresh token pair (registration, login). */
-export interface Session extends TokenPair {
+/** A user with fresh tokens (registration, login). */
+export interface Session extends IssuedTokens {
   user: PublicUser;
 }
 
@@ -27,6 +28,8 @@ export interface AccountsOptions {
   db: AuthDatabase;
   passwords: Passwords;
   tokens: Tokens;
+  /** Checks the device token a login presents. */
+  devices: DeviceTokens;
   throttle: LoginThrottle;
   /** Called after a transaction wrote to the outbox (wakes the relay). */
   onOutboxWritten?: () => void;
@@ -74,19 +77,17 @@ export class Accounts {
 
   /**
    * Logs in by email or username. An unknown login and a wrong password give the same 401 after the
-   * same work; failures are throttled per login and per client address (429 once over the limit).
+   * same work. With a valid device token of this account, failures are throttled per device only;
+   * without one, per client address and per login (see {@link LoginThrottle}; 429 when over).
    */
-  async login(input: { login: string; password: string }, address: string): Promise<Session> {
+  async login(input: { login: string; password: string; deviceToken?: string | undefined }, address: string): Promise<Session> {
     const { passwords, throttle } = this.options;
-    const attempt = { login: input.login, address };
-    await throttle.assertAllowed(attempt);
     const user = await this.findByLogin(input.login);
+    const device = await this.options.devices.verify(input.deviceToken, user?.id);
+    const attempt = await throttle.admit(device ? { device } : { login: input.login, address });
     const valid = user ? await passwords.verify(user.passwordHash, input.password) : await passwords.verifyAgainstDummy(input.password);
-    if (!user || !valid) {
-      await throttle.recordFailure(attempt);
-      throw invalidCredentials();
-    }
-    await throttle.recordSuccess(attempt);
+    if (!user || !valid) throw invalidCredentials();
+    await attempt.succeeded();
     if (passwords.needsRehash(user.passwordHash)) {
       // The cost parameters were raised since this hash was made: upgrade it while the password is at hand.
       await this.options.db

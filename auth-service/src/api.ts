@@ -8,14 +8,26 @@ import type { Tokens } from './tokens.ts';
 const Email = z.string().trim().toLowerCase().pipe(z.email().max(254)).describe('an email address (compared case-insensitively)');
 const Password = z.string().min(10).max(256).describe('10–256 characters');
 const RefreshToken = z.string().min(1).max(512).describe('the opaque refresh token of the last login or refresh');
+const DeviceToken = z
+  .string()
+  .max(4096)
+  .optional()
+  .describe(
+    'the `deviceToken` of the last login, registration or refresh on this device. With a valid one of this account, failed logins ' +
+      'are counted for this device alone: guessing from elsewhere cannot keep it out. Without one (or with an invalid, expired or ' +
+      "another account's), each failure beyond a few makes the next login wait longer (429 with Retry-After)",
+  );
 
 const User = z.object({ id: z.uuid(), email: z.string(), username: z.string(), createdAt: z.iso.datetime({ offset: true }) });
-const TokenPair = z.object({
+const IssuedTokens = z.object({
   accessToken: z.string().describe('EdDSA JWT for `Authorization: Bearer`'),
   refreshToken: z.string().describe('single use: exchange it at /auth/refresh'),
   expiresIn: z.number().int().describe('seconds until the access token expires'),
+  deviceToken: z
+    .string()
+    .describe('keep it on this device (it outlives logout) and send it as `deviceToken` with every login: it marks this device as known to the account'),
 });
-const Session = TokenPair.extend({ user: User });
+const Session = IssuedTokens.extend({ user: User });
 const Jwks = z.object({
   keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), kid: z.string(), alg: z.string(), use: z.string() })),
 });
@@ -48,7 +60,16 @@ export function registerApi(app: App, { accounts, tokens, keys }: ApiDeps): void
       schema: {
         tags: ['auth'],
         summary: 'Log in with email or username',
-        body: z.object({ login: z.string().trim().min(1).max(254).describe('email or username'), password: z.string().min(1).max(256) }),
+        description:
+          'Failed logins are throttled. With a valid `deviceToken` of the account, per device only (locked for a while after ' +
+          'several failures). Without one, per client address, and per login name with a wait that doubles after each failure ' +
+          'beyond a few and ends with a success. Over a limit: 429 `auth.too_many_attempts` with `Retry-After`; throttle store ' +
+          'down: 503 `auth.throttle_unavailable`.',
+        body: z.object({
+          login: z.string().trim().min(1).max(254).describe('email or username'),
+          password: z.string().min(1).max(256),
+          deviceToken: DeviceToken,
+        }),
         response: { 200: Session },
       },
     },
@@ -60,9 +81,9 @@ export function registerApi(app: App, { accounts, tokens, keys }: ApiDeps): void
     {
       schema: {
         tags: ['auth'],
-        summary: 'Exchange a refresh token for a new pair (the old one is used up)',
+        summary: 'Exchange a refresh token for new tokens (the old one is used up)',
         body: z.object({ refreshToken: RefreshToken }),
-        response: { 200: TokenPair },
+        response: { 200: IssuedTokens },
       },
     },
     async (request) => tokens.rotate(request.body.refreshToken),

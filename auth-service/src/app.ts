@@ -1,10 +1,14 @@
 import type { Logger } from '@civildiy/common';
 import type { Redis } from '@civildiy/common/redis';
-import { createServiceApp, type App, type ReadinessCheck } from '@civildiy/common/service';
+import { createServiceApp, httpSettings, type App, type ReadinessCheck } from '@civildiy/common/service';
+import { AccountBackoff } from './account-backoff.ts';
 import { Accounts } from './accounts.ts';
+import { AddressLimit } from './address-limit.ts';
 import { registerApi } from './api.ts';
 import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db/database.ts';
+import { DeviceLockout } from './device-lockout.ts';
+import { DeviceTokens } from './device-tokens.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { Passwords } from './passwords.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -15,7 +19,7 @@ export interface AppDeps {
   config: AuthConfig;
   logger: Logger;
   db: AuthDatabase;
-  /** Holds the failed-login counters. */
+  /** Holds the login throttle's state. */
   redis: Redis;
   keys: SigningKeys;
   /** Checked by `GET /health/ready`. */
@@ -34,21 +38,35 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // The service verifies its own tokens with its key set in memory, not through its JWKS URL.
     auth: { keys: keys.verificationKeys() },
     readiness: deps.readiness ?? {},
+    http: httpSettings(config),
   });
-  const tokens = new Tokens({ db, keys, accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS, refreshTokenTtlDays: config.REFRESH_TOKEN_TTL_DAYS });
+  const devices = new DeviceTokens({ keys, ttlDays: config.DEVICE_TOKEN_TTL_DAYS });
+  const tokens = new Tokens({ db, keys, devices, accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS, refreshTokenTtlDays: config.REFRESH_TOKEN_TTL_DAYS });
   const accounts = new Accounts({
     db,
     tokens,
+    devices,
     passwords: new Passwords({ memoryKib: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM }),
-    throttle: new LoginThrottle({
-      redis: deps.redis,
-      keyPrefix: `${config.REDIS_KEY_PREFIX}:auth:login-failures`,
-      maxFailuresPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
-      maxFailuresPerAddress: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
-      windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
-    }),
+    throttle: loginThrottle(config, deps.redis),
     ...(deps.onOutboxWritten ? { onOutboxWritten: deps.onOutboxWritten } : {}),
   });
   registerApi(app, { accounts, tokens, keys });
   return app;
+}
+
+function loginThrottle(config: AuthConfig, redis: Redis): LoginThrottle {
+  const keyPrefix = `${config.REDIS_KEY_PREFIX}:auth:login-throttle`;
+  const windowSeconds = config.LOGIN_FAILURE_WINDOW_SECONDS;
+  return new LoginThrottle({
+    addresses: new AddressLimit({ redis, keyPrefix: `${keyPrefix}:address`, maxFailures: config.LOGIN_MAX_FAILURES_PER_ADDRESS, windowSeconds }),
+    accounts: new AccountBackoff({
+      redis,
+      keyPrefix: `${keyPrefix}:account`,
+      freeFailures: config.LOGIN_FREE_FAILURES_PER_ACCOUNT,
+      firstDelayMs: config.LOGIN_FIRST_DELAY_SECONDS * 1000,
+      maxDelayMs: config.LOGIN_MAX_DELAY_SECONDS * 1000,
+      memoryMs: windowSeconds * 1000,
+    }),
+    devices: new DeviceLockout({ redis, keyPrefix: `${keyPrefix}:device`, maxFailures: config.LOGIN_MAX_FAILURES_PER_DEVICE, windowSeconds }),
+  });
 }

@@ -14,8 +14,24 @@ export const authEnv = baseEnv.extend({
   ARGON2_MEMORY_KIB: envInt(1024, 4_194_304).default(19_456).describe('argon2id memory cost in KiB (OWASP minimum: 19456)'),
   ARGON2_TIME_COST: envInt(1, 20).default(2).describe('argon2id iterations'),
   ARGON2_PARALLELISM: envInt(1, 16).default(1).describe('argon2id lanes'),
-  LOGIN_MAX_FAILURES_PER_ACCOUNT: envInt(1, 10_000).default(5).describe('failed logins per login name within the window before 429'),
-  LOGIN_MAX_FAILURES_PER_ADDRESS: envInt(1, 100_000).default(20).describe('failed logins per client address within the window before 429'),
-  LOGIN_FAILURE_WINDOW_SECONDS: envInt(1, 86_400).default(900).describe('the window in which failed logins are counted, in seconds'),
+  DEVICE_TOKEN_TTL_DAYS: envInt(1, 3650)
+    .default(90)
+    .describe('lifetime of a device token in days (every login and refresh on the device renews it; logins with a valid one are throttled per device)'),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: envInt(1, 100_000)
+    .default(20)
+    .describe('failed logins without a device token per client address (the peer, or X-Forwarded-For from a trusted proxy) within LOGIN_FAILURE_WINDOW_SECONDS before 429'),
+  LOGIN_FREE_FAILURES_PER_ACCOUNT: envInt(1, 10_000)
+    .default(5)
+    .describe('failed logins without a device token per login name before each further attempt has to wait (429 with Retry-After)'),
+  LOGIN_FIRST_DELAY_SECONDS: envInt(1, 86_400)
+    .default(1)
+    .describe('the wait after the last free failure of a login name; it doubles with every further failure until a success'),
+  LOGIN_MAX_DELAY_SECONDS: envInt(1, 86_400).default(900).describe('the longest wait between failed logins of one login name'),
+  LOGIN_MAX_FAILURES_PER_DEVICE: envInt(1, 10_000)
+    .default(10)
+    .describe('failed logins with one device token within LOGIN_FAILURE_WINDOW_SECONDS before that device is locked for the window'),
+  LOGIN_FAILURE_WINDOW_SECONDS: envInt(1, 86_400)
+    .default(900)
+    .describe("how long failed logins count, in seconds: the per-address window, the device's window and lock, and the quiet time after which a login name's wait starts over"),
 });
 export type AuthConfig = z.infer<typeof authEnv>;

@@ -1,87 +1,82 @@
 import { ServiceUnavailableError, TooManyRequestsError } from '@civildiy/common';
-import type { Redis } from '@civildiy/common/redis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { AccountBackoff } from './account-backoff.ts';
+import type { AddressLimit } from './address-limit.ts';
+import type { DeviceLockout } from './device-lockout.ts';
 
-/** Options of {@link LoginThrottle}. */
-export interface LoginThrottleOptions {
-  redis: Redis;
-  /** Redis key prefix; the counters live under `<prefix>:account:*` and `<prefix>:address:*`. */
-  keyPrefix: string;
-  maxFailuresPerAccount: number;
-  maxFailuresPerAddress: number;
-  windowSeconds: number;
+/** Who is trying to log in. */
+export type LoginClient =
+  /** A client that presented a valid device token of the account it logs in to: the token's device. */
+  | { device: string }
+  /** Any other client: the login name as typed (case-insensitive) and the client address. */
+  | { login: string; address: string };
+
+/** An admitted login attempt. It was counted as a failure when admitted; report a success to take that back. */
+export interface AdmittedLogin {
+  succeeded(): Promise<void>;
 }
 
-/** Who is trying to log in: the login name as typed (case-insensitive) and the client address. */
-export interface LoginAttempt {
-  login: string;
-  address: string;
+/** The counters {@link LoginThrottle} applies, each in Redis under the service's key prefix. */
+export interface LoginLimits {
+  addresses: AddressLimit;
+  accounts: AccountBackoff;
+  devices: DeviceLockout;
 }
 
 /**
- * Counts failed logins per account (the lower-cased login, whether or not it exists, so the answer
- * does not reveal accounts) and per client address, each in a fixed window in Redis. Once either
- * count reaches its maximum, further attempts get 429 with `Retry-After` until the window ends,
- * without checking the password. A successful login clears the account's count, not the address's.
+ * Decides whether a login attempt may check its password, following OWASP's "device cookies"
+ * scheme with a growing wait instead of a lock for unknown clients:
+ * - a client with a valid device token of the account is limited per device only, so failures
+ *   elsewhere never keep the owner's devices out, and a stolen token is locked after a few guesses;
+ * - any other client is limited per address and made to wait per account (the login name, whether
+ *   or not it exists, so the answer does not reveal accounts).
+ * Over a limit: 429 `auth.too_many_attempts` with `Retry-After`. Without Redis: 503
+ * `auth.throttle_unavailable`, since guessing would otherwise be unlimited.
  */
 export class LoginThrottle {
-  private readonly perAccount: RateLimiterRedis;
-  private readonly perAddress: RateLimiterRedis;
+  constructor(private readonly limits: LoginLimits) {}
 
-  constructor(options: LoginThrottleOptions) {
-    const common = { storeClient: options.redis, duration: options.windowSeconds };
-    this.perAccount = new RateLimiterRedis({ ...common, keyPrefix: `${options.keyPrefix}:account`, points: options.maxFailuresPerAccount });
-    this.perAddress = new RateLimiterRedis({ ...common, keyPrefix: `${options.keyPrefix}:address`, points: options.maxFailuresPerAddress });
+  /** Admits the attempt or throws 429 / 503. */
+  async admit(client: LoginClient): Promise<AdmittedLogin> {
+    return 'device' in client ? this.admitDevice(client.device) : this.admitUnknownClient(normalizedLogin(client.login), client.address);
   }
 
-  /** Throws 429 `auth.too_many_attempts` when the account or the address has used up its failures. */
-  async assertAllowed(attempt: LoginAttempt): Promise<void> {
-    const [account, address] = await this.guard(() =>
-      Promise.all([this.perAccount.get(accountKey(attempt)), this.perAddress.get(attempt.address)]),
-    );
-    const waits = [
-      account && account.consumedPoints >= this.perAccount.points ? account.msBeforeNext : 0,
-      address && address.consumedPoints >= this.perAddress.points ? address.msBeforeNext : 0,
-    ];
-    const waitMs = Math.max(...waits);
-    if (waitMs > 0) throw tooManyAttempts(waitMs);
+  private async admitDevice(device: string): Promise<AdmittedLogin> {
+    const { devices } = this.limits;
+    const wait = await guard(() => devices.take(device));
+    if (wait > 0) throw tooManyAttempts(wait);
+    // A success on a known device leaves the account's wait alone: guessing elsewhere may go on.
+    return { succeeded: () => guard(() => devices.clear(device)) };
   }
 
-  /** Counts a failed attempt. Throws 429 when this failure went over a limit (concurrent attempts). */
-  async recordFailure(attempt: LoginAttempt): Promise<void> {
-    const outcomes = await this.guard(() =>
-      Promise.allSettled([this.perAccount.consume(accountKey(attempt)), this.perAddress.consume(attempt.address)]),
-    );
-    let waitMs = 0;
-    for (const outcome of outcomes) {
-      if (outcome.status === 'fulfilled') continue;
-      if (!(outcome.reason instanceof RateLimiterRes)) throw unavailable(outcome.reason);
-      waitMs = Math.max(waitMs, outcome.reason.msBeforeNext);
+  private async admitUnknownClient(account: string, address: string): Promise<AdmittedLogin> {
+    const { addresses, accounts } = this.limits;
+    const addressWait = await guard(() => addresses.take(address));
+    if (addressWait > 0) throw tooManyAttempts(addressWait);
+    const accountWait = await guard(() => accounts.take(account));
+    if (accountWait > 0) {
+      // Turned away unchecked: no guess was made from this address.
+      await guard(() => addresses.giveBack(address));
+      throw tooManyAttempts(accountWait);
     }
-    if (waitMs > 0) throw tooManyAttempts(waitMs);
-  }
-
-  /** Clears the account's failures after a successful login. */
-  async recordSuccess(attempt: LoginAttempt): Promise<void> {
-    await this.guard(() => this.perAccount.delete(accountKey(attempt)));
-  }
-
-  private async guard<T>(operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation();
-    } catch (error) {
-      throw unavailable(error);
-    }
+    return {
+      succeeded: async () => {
+        await guard(() => Promise.all([accounts.clear(account), addresses.giveBack(address)]));
+      },
+    };
   }
 }
 
-const accountKey = (attempt: LoginAttempt) => attempt.login.trim().toLowerCase();
+const normalizedLogin = (login: string) => login.trim().toLowerCase();
+
+async function guard<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    // Fail closed: without the counters, guessing would be unlimited.
+    throw new ServiceUnavailableError('Login is temporarily unavailable', 'auth.throttle_unavailable', { cause: error });
+  }
+}
 
 function tooManyAttempts(waitMs: number): TooManyRequestsError {
   return new TooManyRequestsError(waitMs / 1000, 'Too many failed login attempts; try again later', 'auth.too_many_attempts');
-}
-
-// Fail closed: without the counters, brute force would be unlimited.
-function unavailable(cause: unknown): ServiceUnavailableError {
-  return new ServiceUnavailableError('Login is temporarily unavailable', 'auth.throttle_unavailable', { cause });
 }

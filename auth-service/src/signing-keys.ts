@@ -46,6 +46,7 @@ function toPublicJwk(jwk: JWK, kid: string): JWK {
  */
 export class SigningKeys {
   private verificationSet: { kids: string; keys: JWTVerifyGetKey } | undefined;
+  private everyKeySet: { kids: string; keys: JWTVerifyGetKey } | undefined;
 
   private constructor(
     private readonly options: SigningKeysOptions,
@@ -106,6 +107,16 @@ export class SigningKeys {
       if (this.verificationSet?.kids !== kids) this.verificationSet = { kids, keys: createLocalJWKSet({ keys: jwks }) };
       return this.verificationSet.keys(header, token);
     };
+  }
+
+  /**
+   * A key resolver over every key of the set, retired ones included, for tokens only this service
+   * verifies and that outlive an access token (device tokens): a rotation must not void them.
+   */
+  everyKey(): JWTVerifyGetKey {
+    const kids = this.keys.map((key) => key.kid).join(',');
+    if (this.everyKeySet?.kids !== kids) this.everyKeySet = { kids, keys: createLocalJWKSet({ keys: this.keys.map((key) => key.publicJwk) }) };
+    return this.everyKeySet.keys;
   }
 
   private isRotationDue(): boolean {

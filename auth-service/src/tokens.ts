@@ -5,14 +5,17 @@ import { and, eq, gt, inArray, isNull } from 'drizzle-orm';
 import { SignJWT } from 'jose';
 import type { AuthDatabase, AuthTransaction } from './db/database.ts';
 import { refreshTokens, users } from './db/schema.ts';
+import type { DeviceTokens } from './device-tokens.ts';
 import { SIGNING_ALGORITHM, type SigningKeys } from './signing-keys.ts';
 
 /** What a login, a registration and a refresh hand out. */
-export interface TokenPair {
+export interface IssuedTokens {
   accessToken: string;
   refreshToken: string;
   /** Seconds until the access token expires. */
   expiresIn: number;
+  /** Names the refresh-token family as the device (see {@link DeviceTokens}). */
+  deviceToken: string;
 }
 
 /** Whom a token is for. */
@@ -25,26 +28,30 @@ export interface TokenSubject {
 export interface TokensOptions {
   db: AuthDatabase;
   keys: SigningKeys;
+  devices: DeviceTokens;
   accessTokenTtlSeconds: number;
   refreshTokenTtlDays: number;
 }
 
-type RotationOutcome = { kind: 'rotated'; pair: TokenPair } | { kind: 'reused' } | { kind: 'invalid' };
+type RotationOutcome = { kind: 'rotated'; tokens: IssuedTokens } | { kind: 'reused' } | { kind: 'invalid' };
 
 const hashOf = (refreshToken: string) => createHash('sha256').update(refreshToken).digest('hex');
 
 /**
- * Access tokens (EdDSA JWTs signed with the current key) and refresh tokens (32 random bytes,
- * stored only as their SHA-256, grouped in families that rotate on every use).
+ * Access tokens (EdDSA JWTs signed with the current key), refresh tokens (32 random bytes, stored
+ * only as their SHA-256, grouped in families that rotate on every use) and device tokens. A family
+ * is one session on one device, so it is the device a device token names: every rotation renews the
+ * device token of the same device (an active session keeps its device known, and a lock on the
+ * device holds across renewals), and ending the session does not end the device's trust.
  */
 export class Tokens {
   constructor(private readonly options: TokensOptions) {}
 
   /**
-   * Issues a new pair: a new family, or the next token of `familyId` on rotation. Pass the
+   * Issues new tokens: a new family, or the next token of `familyId` on rotation. Pass the
    * transaction that creates the user so a failed registration leaves no token behind.
    */
-  async issue(executor: AuthDatabase | AuthTransaction, subject: TokenSubject, familyId = newId()): Promise<TokenPair> {
+  async issue(executor: AuthDatabase | AuthTransaction, subject: TokenSubject, familyId = newId()): Promise<IssuedTokens> {
     const refreshToken = randomBytes(32).toString('base64url');
     await executor.insert(refreshTokens).values({
       id: newId(),
@@ -53,16 +60,21 @@ export class Tokens {
       tokenHash: hashOf(refreshToken),
       expiresAt: new Date(Date.now() + this.options.refreshTokenTtlDays * 86_400_000),
     });
-    return { accessToken: await this.signAccessToken(subject), refreshToken, expiresIn: this.options.accessTokenTtlSeconds };
+    return {
+      accessToken: await this.signAccessToken(subject),
+      refreshToken,
+      expiresIn: this.options.accessTokenTtlSeconds,
+      deviceToken: await this.options.devices.issue(subject.id, familyId),
+    };
   }
 
   /**
-   * Exchanges a refresh token for a new pair and marks it rotated. Of two concurrent exchanges of one
+   * Exchanges a refresh token for new tokens and marks it rotated. Of two concurrent exchanges of one
    * token only one can claim it; the other, like any later use of a rotated token, counts as reuse:
    * the whole family is revoked and 401 `auth.refresh_reused` answered.
    * @throws UnauthorizedError `auth.invalid_refresh_token` for an unknown, expired or revoked token.
    */
-  async rotate(refreshToken: string): Promise<TokenPair> {
+  async rotate(refreshToken: string): Promise<IssuedTokens> {
     const tokenHash = hashOf(refreshToken);
     const outcome = await this.options.db.transaction(async (tx): Promise<RotationOutcome> => {
       const now = new Date();
@@ -76,7 +88,7 @@ export class Tokens {
       if (claimed) {
         const [user] = await tx.select({ id: users.id, username: users.username }).from(users).where(eq(users.id, claimed.userId));
         if (!user) return { kind: 'invalid' };
-        return { kind: 'rotated', pair: await this.issue(tx, user, claimed.familyId) };
+        return { kind: 'rotated', tokens: await this.issue(tx, user, claimed.familyId) };
       }
       const [known] = await tx.select({ familyId: refreshTokens.familyId, rotatedAt: refreshTokens.rotatedAt }).from(refreshTokens).where(eq(refreshTokens.tokenHash, tokenHash));
       if (!known?.rotatedAt) return { kind: 'invalid' };
@@ -85,7 +97,7 @@ export class Tokens {
     });
     switch (outcome.kind) {
       case 'rotated':
-        return outcome.pair;
+        return outcome.tokens;
       case 'reused':
         throw new UnauthorizedError('The refresh token was already used; every session of it has been ended', 'auth.refresh_reused');
       case 'invalid':

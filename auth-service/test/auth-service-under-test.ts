@@ -37,7 +37,7 @@ export interface StartOptions {
   /** Signing keys folder; default a new temporary one. */
   keysDir?: string;
   env?: Record<string, string>;
-  /** The Redis of the login counters; default {@link REDIS_URL}. */
+  /** The Redis of the login throttle; default {@link REDIS_URL}. */
   redisUrl?: string;
   onOutboxWritten?: () => void;
 }
@@ -59,8 +59,12 @@ export async function startAuthService(options: StartOptions): Promise<AuthServi
     REDIS_BROKER_URL: REDIS_URL,
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_TIME_COST: '1',
-    LOGIN_MAX_FAILURES_PER_ACCOUNT: '3',
+    LOGIN_FREE_FAILURES_PER_ACCOUNT: '3',
+    // Long enough that a wait a test starts is still on when it checks it; the test of the growing
+    // wait sets 1 s.
+    LOGIN_FIRST_DELAY_SECONDS: '60',
     LOGIN_MAX_FAILURES_PER_ADDRESS: '6',
+    LOGIN_MAX_FAILURES_PER_DEVICE: '4',
     LOGIN_FAILURE_WINDOW_SECONDS: '600',
     REDIS_KEY_PREFIX: `test-auth-${newId()}`,
     AUTH_SIGNING_KEYS_DIR: keysDir,

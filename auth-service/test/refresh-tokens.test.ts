@@ -27,7 +27,7 @@ describe.each(drivers)('refresh tokens on %s', (driver) => {
     const response = await refresh(first.refreshToken);
     expect(response.statusCode).toBe(200);
     const next = response.json();
-    expect(Object.keys(next).sort()).toEqual(['accessToken', 'expiresIn', 'refreshToken']);
+    expect(Object.keys(next).sort()).toEqual(['accessToken', 'deviceToken', 'expiresIn', 'refreshToken']);
     expect(next.refreshToken).not.toBe(first.refreshToken);
     expect((await me(next.accessToken)).json().id).toBe(first.user.id);
     const again = await refresh(next.refreshToken);
