@@ -1,16 +1,39 @@
 /**
- * `npm start`: runs the whole system on this machine, each service as its own process with prefixed
- * logs, embedded databases under DATA_DIR and Redis from REDIS_BROKER_URL. Ctrl-C stops everything.
+ * `npm start`: runs the whole system on this machine (or `npm start -- <service> …`: those only),
+ * each service as its own process with prefixed logs, embedded databases under DATA_DIR and Redis
+ * from REDIS_BROKER_URL. Ports come from each service's port variable (`.env` or the environment).
+ *
+ * It supervises: a service that exits unexpectedly is restarted with backoff, and given up on (the
+ * others keep running) when it cannot start or crashes in a loop; `launcher/restart-policy.ts` has
+ * the rule. Ctrl-C, SIGTERM or SIGHUP stops everything: SIGTERM to every service, SIGKILL after
+ * {@link STOP_GRACE_MS}. Exit code 0 when every service ran until it was stopped and stopped in time,
+ * 1 when one was given up on (or every one was, which also ends the launcher) or had to be killed.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import concurrently from 'concurrently';
 import { pingRedis } from '@civildiy/common/redis';
-import { SERVICES } from '@civildiy/common/topology';
+import { SERVICES, type ServiceInfo } from '@civildiy/common/topology';
+import { colourOutput, linePrefix } from './launcher/prefixed-output.ts';
+import { renderStatusTable, type StatusRow } from './launcher/status-table.ts';
+import { SupervisedService } from './launcher/supervised-service.ts';
+
+/** How long a service may take to stop after SIGTERM (services give their own shutdown 10 s by default). */
+const STOP_GRACE_MS = 15_000;
+/** The status table is printed once every service is ready or given up on, or after this long. */
+const TABLE_AT_THE_LATEST_MS = 90_000;
+/** Ctrl-C reaches the launcher up to three times (terminal, npm, tsx); a signal this long after the first is a second Ctrl-C. */
+const REPEATED_SIGNAL_MS = 2_000;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
+
+const only = process.argv.slice(2);
+const unknown = only.filter((name) => !SERVICES.some((service) => service.name === name));
+if (unknown.length > 0) {
+  console.error(`Unknown service(s): ${unknown.join(', ')}. Choose from: ${SERVICES.map((service) => service.name).join(', ')}.`);
+  process.exit(1);
+}
 
 const redisUrl = process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379';
 try {
@@ -24,60 +47,101 @@ or point REDIS_BROKER_URL at yours (see .env.example), then run npm start again.
   process.exit(1);
 }
 
-const only = process.argv.slice(2);
-const selected = only.length > 0 ? SERVICES.filter((s) => only.includes(s.name)) : SERVICES;
+const selected = only.length > 0 ? SERVICES.filter((service) => only.includes(service.name)) : SERVICES;
 const dataDir = path.resolve(root, process.env.DATA_DIR ?? '.data');
-const env = {
+const env: NodeJS.ProcessEnv = {
   ...process.env,
   DATA_DIR: dataDir,
   REDIS_BROKER_URL: redisUrl,
-  LOG_FORMAT: process.env.LOG_FORMAT ?? (process.stdout.isTTY ? 'pretty' : 'json'),
-  FORCE_COLOR: process.stdout.isTTY ? '1' : '0',
+  LOG_FORMAT: process.env.LOG_FORMAT ?? (colourOutput ? 'pretty' : 'json'),
+  FORCE_COLOR: colourOutput ? '1' : '0',
 };
 
-const { result } = concurrently(
-  selected.map((service) => ({
-    name: service.name,
-    command: 'node --import tsx src/main.ts',
-    cwd: path.join(root, service.name),
-    env,
-  })),
-  {
-    prefix: 'name',
-    prefixColors: ['blue', 'green', 'magenta', 'cyan', 'yellow', 'red', 'gray'],
-    killOthersOn: ['failure'],
-    killSignal: 'SIGTERM',
-  },
-);
-
-async function waitReady(port: number, deadline: number): Promise<boolean> {
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/health/ready`, { signal: AbortSignal.timeout(1_000) });
-      if (response.ok) return true;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  return false;
+/** The service's ports: its port variable when set (then only that one), else the defaults. */
+function portsOf(service: ServiceInfo): number[] {
+  const configured = env[service.portVariable];
+  return configured ? [Number(configured)] : service.ports;
 }
 
-const deadline = Date.now() + 90_000;
-const ready = await Promise.all(selected.map((service) => waitReady(service.ports[0]!, deadline)));
-const rows = selected.map((service, i) => {
-  const urls = service.ports.map((port) => `http://127.0.0.1:${port}${service.docs ? '/docs' : '/metrics'}`).join('  ');
-  return `  ${ready[i] ? 'ready  ' : 'NOT UP '} ${service.name.padEnd(22)} ${urls}`;
-});
-const gateway = selected.find((service) => service.name === 'gateway');
-const entry = gateway ? `The API: http://127.0.0.1:${gateway.ports[0]} (every service behind the gateway; one /docs for all).\n` : '';
-console.log(`\nCivilDIY is ${ready.every(Boolean) ? 'running' : 'partly running'} (data in ${dataDir}, Redis ${redisUrl}):\n${rows.join('\n')}\n` +
-  entry +
-  `Try it: see README.md "Walk-through". Check it: npm run validate. Stop: Ctrl-C.\n`);
+const prefixWidth = Math.max('launcher'.length, ...selected.map((service) => service.name.length));
+const launcherPrefix = linePrefix('launcher', 'launcher', prefixWidth);
+const report = (line: string) => console.log(`${launcherPrefix} ${line}`);
 
-try {
-  await result;
-} catch {
-  // One process failed or Ctrl-C stopped them all; concurrently has already printed why.
-  process.exitCode = 1;
+let stopping = false;
+let whenEverySettled = () => {};
+const supervised = selected.map(
+  (service, index) =>
+    new SupervisedService(
+      {
+        name: service.name,
+        cwd: path.join(root, service.name),
+        env,
+        readyUrl: `http://127.0.0.1:${portsOf(service)[0]}/health/ready`,
+        outputPrefix: linePrefix(service.name, index, prefixWidth),
+      },
+      report,
+      onStateChange,
+    ),
+);
+
+function statusRows(): StatusRow[] {
+  return supervised.map((service, index) => {
+    const info = selected[index]!;
+    const urls = portsOf(info).map((port) => `http://127.0.0.1:${port}${info.docs ? '/docs' : '/metrics'}`);
+    return { ...service.status(), urls };
+  });
+}
+
+function onStateChange(): void {
+  const states = supervised.map((service) => service.status().state);
+  if (states.every((state) => state === 'ready' || state === 'gave up')) whenEverySettled();
+  if (!stopping && states.every((state) => state === 'gave up')) {
+    report('No service is left running.');
+    void stopEverything();
+  }
+}
+
+async function stopEverything(): Promise<never> {
+  stopping = true;
+  await Promise.all(supervised.map((service) => service.stop(STOP_GRACE_MS)));
+  const rows = statusRows();
+  const code = rows.some((row) => row.state === 'gave up' || row.state === 'killed') ? 1 : 0;
+  console.log(`\nCivilDIY stopped (exit code ${code}):\n${renderStatusTable(rows)}`);
+  process.exit(code);
+}
+
+let firstSignalAt = 0;
+function onSignal(signal: NodeJS.Signals): void {
+  if (!stopping) {
+    firstSignalAt = Date.now();
+    report(`${signal}: stopping every service (SIGTERM, then SIGKILL after ${STOP_GRACE_MS / 1000} s; Ctrl-C again to kill them now)`);
+    void stopEverything();
+  } else if (Date.now() - firstSignalAt > REPEATED_SIGNAL_MS) {
+    report(`${signal} again: killing every service now`);
+    for (const service of supervised) service.kill();
+  }
+}
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+process.on('SIGHUP', onSignal);
+// Services run in their own process groups: should the launcher itself fail, take them along.
+process.once('exit', () => {
+  for (const service of supervised) service.kill();
+});
+
+const everySettledOrLate = new Promise<void>((resolve) => {
+  whenEverySettled = resolve;
+  AbortSignal.timeout(TABLE_AT_THE_LATEST_MS).addEventListener('abort', () => resolve(), { once: true });
+});
+for (const service of supervised) service.start();
+await everySettledOrLate;
+if (!stopping) {
+  const rows = statusRows();
+  const gateway = selected.find((service) => service.name === 'gateway');
+  const entry = gateway ? `The API: http://127.0.0.1:${portsOf(gateway)[0]} (every service behind the gateway; one /docs for all).\n` : '';
+  console.log(
+    `\nCivilDIY is ${rows.every((row) => row.state === 'ready') ? 'running' : 'partly running'} (data in ${dataDir}, Redis ${redisUrl}):\n` +
+      `${renderStatusTable(rows)}\n${entry}` +
+      `Try it: see README.md "Walk-through". Check it: npm run validate. Stop: Ctrl-C.\n`,
+  );
 }
