@@ -20,6 +20,10 @@
  * Steps run in rounds (every rate once, REPS rounds) so drift (growing tables) hits every rate.
  *
  * `npx tsx bench/order-flow.ts` prints tables; `run()` returns the figures.
+ * Last, the overload step (`order-overload.ts`): through the gateway at twice the highest rate that
+ * kept up (BENCH_OVERLOAD_RATE to choose), measuring refusals, latency and orders placed for
+ * clients that got an error.
+ *
  * Env: BENCH_RATES (25,50,75,100,200), BENCH_SECONDS (20), BENCH_REPS (2), BENCH_USERS (20),
  * BENCH_WORKER_CONCURRENCY (50), BENCH_NOTIFICATION_CONCURRENCY (service default 10),
  * BENCH_POLL_MS (50), BENCH_DRAIN_TIMEOUT_MS (120000), REDIS_BROKER_URL.
@@ -27,7 +31,8 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
-import { call, cpuSnapshot, machineJiffies, printTable, redisPid, sleep, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { overloadStep, type OverloadResult } from './order-overload.ts';
+import { SERVICES, call, cpuSnapshot, machineJiffies, printTable, redisPid, sleep, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const RATES = (process.env.BENCH_RATES ?? '25,50,75,100,200').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -395,12 +400,18 @@ async function runStep(slice: Slice, rate: number, rep: number, redis: number | 
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const env: Record<string, string> = { WORKER_CONCURRENCY };
+  const env: Record<string, string> = {
+    WORKER_CONCURRENCY,
+    GATEWAY_RATE_LIMIT_IP_PER_MINUTE: '0',
+    GATEWAY_RATE_LIMIT_USER_PER_MINUTE: '0',
+    GATEWAY_RATE_LIMIT_ROUTE_FACTOR: '0',
+  };
   if (NOTIFICATION_CONCURRENCY) env.NOTIFICATION_CONCURRENCY = NOTIFICATION_CONCURRENCY;
   const steps: StepResult[] = [];
+  let overload: OverloadResult | undefined;
   let slice: Slice | undefined;
   try {
-    slice = await startSlice({ env });
+    slice = await startSlice({ env, services: [...SERVICES, 'gateway'] });
     const redis = await redisPid();
     // Warm-up, not reported (JIT, connection pools, tsx transform caches): 25 orders/s for 8 s.
     await runStep(slice, 25, 0, redis, 8);
@@ -420,6 +431,10 @@ export async function run(): Promise<Record<string, unknown>> {
         await sleep(2_000);
       }
     }
+    const sustained = Math.max(0, ...steps.filter((s) => s.keptUp).map((s) => s.rate));
+    const overloadRate = Number(process.env.BENCH_OVERLOAD_RATE ?? 2 * (sustained || Math.min(...RATES)));
+    await sleep(2_000);
+    overload = await overloadStep(slice, overloadRate, SECONDS);
   } catch (error) {
     if (slice) console.error(slice.logs());
     throw error;
@@ -440,6 +455,7 @@ export async function run(): Promise<Record<string, unknown>> {
       node: process.version,
     },
     steps,
+    overload,
   };
 }
 
@@ -499,10 +515,31 @@ function printReport(result: Record<string, unknown>): void {
       'poll rtt ms': s.poll.meanRoundTripMs,
     })),
   );
+  const overload = result.overload as OverloadResult | undefined;
+  if (overload) {
+    console.log(`\nOverload: ${overload.rate} orders/s for ${overload.seconds} s through the gateway (twice the highest rate that kept up, unless BENCH_OVERLOAD_RATE):\n`);
+    printTable([
+      {
+        sent: overload.sent,
+        ...Object.fromEntries(Object.entries(overload.byStatus).map(([status, n]) => [`HTTP ${status}`, n])),
+        '503 share': `${(overload.share503 * 100).toFixed(1)} %`,
+        'answered p50': overload.answeredMs.p50,
+        'answered p99': overload.answeredMs.p99,
+        '201 p99': overload.acceptedMs.p99,
+        '503 p99': overload.refusedMs.p99,
+        '503 max': overload.refusedMs.max,
+      },
+    ]);
+    console.log(`error codes: ${JSON.stringify(overload.byCode)}`);
+    console.log(`orders placed for requests not answered 201 (found by retrying with the same key), by first answer: ${JSON.stringify(overload.placedDespiteError)}; placed only on retry: ${JSON.stringify(overload.placedOnRetry)}`);
+    console.log(`goals: answered p99 < 2 s ${overload.goals.answeredP99Under2s ? 'met' : 'NOT met'}; every refusal within 1 s ${overload.goals.refusalsWithin1s ? 'met' : 'NOT met'}; no order behind an error other than 504 ${overload.goals.noOrderBehindNon504Error ? 'met' : 'NOT met'}`);
+  }
   const errors = steps.flatMap((s) => s.errorSamples.map((e) => `${s.rate}/s rep ${s.rep}: ${e}`));
   if (errors.length > 0) console.log(`\nerrors (samples):\n${errors.join('\n')}`);
   if (steps.some((s) => s.rejected > 0)) console.log(`\nrejected orders: ${steps.map((s) => s.rejected).join(', ')}`);
 }
+
+export { printReport };
 
 if (import.meta.url === pathToFileURL(process.argv[1]!).href) {
   printReport(await run());

@@ -12,7 +12,12 @@ import { calibrate } from './calibration.ts';
 
 const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
   tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
-  'order-flow': async () => (await import('./order-flow.ts')).run(),
+  'order-flow': async () => {
+    const { run, printReport } = await import('./order-flow.ts');
+    const result = await run();
+    printReport(result);
+    return result;
+  },
   feed: async () => (await import('./feed.ts')).run(),
   search: async () => (await import('./search.ts')).run(),
   memory: async () => (await import('./memory.ts')).run(),
