@@ -531,6 +531,9 @@ function printReport(result: Record<string, unknown>): void {
       },
     ]);
     console.log(`error codes: ${JSON.stringify(overload.byCode)}`);
+    console.log('latency by layer (histogram bucket bounds, ms):');
+    printTable(Object.entries(overload.layers).map(([layer, l]) => ({ layer, n: l.n, p50: l.p50, p99: l.p99 })));
+    console.log(`event-loop delay over the step, ms (p99 / max): ${Object.entries(overload.eventLoopDelayMs).map(([name, d]) => `${name} ${d.p99.toFixed(1)} / ${d.max.toFixed(1)}`).join(', ')}`);
     console.log(`orders placed for requests not answered 201 (found by retrying with the same key), by first answer: ${JSON.stringify(overload.placedDespiteError)}; placed only on retry: ${JSON.stringify(overload.placedOnRetry)}`);
     console.log(`goals: answered p99 < 2 s ${overload.goals.answeredP99Under2s ? 'met' : 'NOT met'}; every refusal within 1 s ${overload.goals.refusalsWithin1s ? 'met' : 'NOT met'}; no order behind an error other than 504 ${overload.goals.noOrderBehindNon504Error ? 'met' : 'NOT met'}`);
   }

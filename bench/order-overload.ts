@@ -10,12 +10,20 @@
  *    and the retry resolves it); after a 503 it means the service refused yet did the work.
  * Goals (issue 9): answered p99 < 2 s, every refusal answered within 1 s, no order placed whose
  * client got an error other than a 504.
+ *
+ * Also printed: latency by layer (the gateway's and order-service's own histograms) and event-loop
+ * delay, to show where time goes. Env: BENCH_OVERLOAD_TARGET=direct sends the orders to
+ * order-service itself instead of the gateway; BENCH_OVERLOAD_DUMP=<file> writes one line per
+ * request (ms since start, latency, status, order createdAt − send time).
  */
 import { performance } from 'node:perf_hooks';
 import { call, registerUser, sleep, summary, type Slice } from './system.ts';
 
 interface Attempt {
   key: string;
+  /** Wall clock at send and the order's `createdAt` (when its transaction ran), for the dump. */
+  sentWall?: number;
+  createdAt?: number;
   token: string;
   sku: string;
   sentAt: number;
@@ -40,12 +48,76 @@ export interface OverloadResult {
   /** Retries that found no order and placed one now (201), by first answer: the key resolves either way. */
   placedOnRetry: Record<string, number>;
   goals: { answeredP99Under2s: boolean; refusalsWithin1s: boolean; noOrderBehindNon504Error: boolean };
+  /**
+   * Event-loop delay over the step (prom-client's monitor, reset by each scrape), ms: what a shedder
+   * keyed on event-loop delay (@fastify/under-pressure) would have seen.
+   */
+  eventLoopDelayMs: Record<string, { p99: number; max: number }>;
+  /** Latency by layer from the processes' histograms (bucket bounds, ms). */
+  layers: Record<string, { n: number; p50: string; p99: string }>;
+}
+
+/** Cumulative bucket counts (`le` → count) of the series of histogram `name` whose labels match. */
+function buckets(text: string, name: string, labels: RegExp): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const match of text.matchAll(new RegExp(`^${name}_bucket\\{([^}]*)\\}\\s+(\\S+)`, 'gm'))) {
+    if (!labels.test(match[1]!)) continue;
+    const le = /le="([^"]+)"/.exec(match[1]!)?.[1];
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le);
+    counts.set(bound, (counts.get(bound) ?? 0) + Number(match[2]));
+  }
+  return counts;
+}
+
+/** p50/p99 (bucket upper bounds, ms) of what a histogram observed between two scrapes. */
+function histogramDelta(before: Map<number, number>, after: Map<number, number>): { n: number; p50: string; p99: string } {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const delta = bounds.map((bound) => (after.get(bound) ?? 0) - (before.get(bound) ?? 0));
+  const n = delta[delta.length - 1] ?? 0;
+  const quantile = (q: number) => {
+    const index = delta.findIndex((count) => count >= q * n);
+    const bound = bounds[index];
+    return bound === undefined ? 'n/a' : bound === Number.POSITIVE_INFINITY ? `> ${bounds[index - 1]! * 1000}` : `≤ ${bound * 1000}`;
+  };
+  return { n, p50: quantile(0.5), p99: quantile(0.99) };
+}
+
+/** The layers a POST /orders crosses, as the processes' own histograms saw them over the step. */
+async function scrapeLayers(slice: Slice): Promise<Record<string, Map<number, number>>> {
+  const [gateway, orders] = await Promise.all(
+    [slice.metricsUrls.gateway, slice.metricsUrls['order-service']].map((url) =>
+      fetch(url, { signal: AbortSignal.timeout(10_000) })
+        .then((r) => r.text())
+        .catch(() => ''),
+    ),
+  );
+  return {
+    'gateway: whole request': buckets(gateway!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
+    'gateway → order-service headers': buckets(gateway!, 'civildiy_gateway_upstream_duration_seconds', /service="order-service"/),
+    'order-service: whole request': buckets(orders!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
+  };
+}
+
+/** `nodejs_eventloop_lag_p99_seconds` and `_max_seconds` of each process, in ms (scraping resets them). */
+async function eventLoopDelay(slice: Slice, names: readonly ('order-service' | 'gateway')[]): Promise<Record<string, { p99: number; max: number }>> {
+  const entries = await Promise.all(
+    names.map(async (name) => {
+      const text = await fetch(slice.metricsUrls[name], { signal: AbortSignal.timeout(10_000) })
+        .then((r) => r.text())
+        .catch(() => '');
+      const read = (metric: string) => Number(new RegExp(`^${metric}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000;
+      return [name, { p99: read('nodejs_eventloop_lag_p99_seconds'), max: read('nodejs_eventloop_lag_max_seconds') }] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
 }
 
 const count = (values: string[]) => values.reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});
 
 /** Runs the overload step against the slice's gateway (which must be started, with rate limits off). */
 export async function overloadStep(slice: Slice, rate: number, seconds: number, users = 20): Promise<OverloadResult> {
+  const target = process.env.BENCH_OVERLOAD_TARGET === 'direct' ? slice.urls.orders : slice.urls.gateway;
   const gateway = slice.urls.gateway;
   const people = await Promise.all(Array.from({ length: users }, () => registerUser(gateway, 'overload')));
   const catalog = (await call<{ items: { sku: string; priceCents: number }[] }>(`${gateway}/catalog`)).body.items.filter((i) => i.priceCents <= 200_000);
@@ -53,16 +125,19 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
   const attempts: Attempt[] = [];
   const inFlight: Promise<void>[] = [];
   const total = rate * seconds;
+  await eventLoopDelay(slice, ['order-service', 'gateway']);
+  const layersBefore = await scrapeLayers(slice);
   const t0 = performance.now() + 20;
   let next = 0;
   const post = (attempt: Attempt) =>
-    call(`${gateway}/orders`, { token: attempt.token, body: { lines: [{ sku: attempt.sku, quantity: 1 }] }, headers: { 'idempotency-key': attempt.key } });
+    call(`${target}/orders`, { token: attempt.token, body: { lines: [{ sku: attempt.sku, quantity: 1 }] }, headers: { 'idempotency-key': attempt.key } });
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
       while (next < total && t0 + (next * 1000) / rate <= now) {
         const i = next++;
         const attempt: Attempt = { key: `overload-${tag}-${i}`, token: people[i % users]!.token, sku: catalog[i % catalog.length]!.sku, sentAt: performance.now() };
+        attempt.sentWall = Date.now();
         attempts.push(attempt);
         inFlight.push(
           post(attempt).then(
@@ -70,6 +145,8 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
               attempt.ms = performance.now() - attempt.sentAt;
               attempt.status = response.status;
               attempt.code = (response.body as { error?: { code?: string } } | undefined)?.error?.code ?? String(response.status);
+              const createdAt = (response.body as { createdAt?: string } | undefined)?.createdAt;
+              if (createdAt) attempt.createdAt = Date.parse(createdAt);
             },
             (error: unknown) => {
               attempt.ms = performance.now() - attempt.sentAt;
@@ -85,6 +162,13 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
     setTimeout(tick, Math.max(0, t0 - performance.now()));
   });
   await Promise.all(inFlight);
+  if (process.env.BENCH_OVERLOAD_DUMP) {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(process.env.BENCH_OVERLOAD_DUMP, attempts.map((a) => `${(a.sentAt - t0).toFixed(1)} ${a.ms?.toFixed(1)} ${a.status} ${a.createdAt === undefined ? '-' : a.createdAt - a.sentWall!}`).join('\n'));
+  }
+  const loopDelay = await eventLoopDelay(slice, ['order-service', 'gateway']);
+  const layersAfter = await scrapeLayers(slice);
+  const layers = Object.fromEntries(Object.keys(layersAfter).map((name) => [name, histogramDelta(layersBefore[name]!, layersAfter[name]!)]));
 
   // Let the accepted work drain, then ask again for every request that was not a 201.
   await sleep(5_000);
@@ -119,6 +203,8 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
     refusedMs,
     placedDespiteError,
     placedOnRetry: count(failed.filter((a) => a.retryStatus === 201).map((a) => String(a.status))),
+    eventLoopDelayMs: loopDelay,
+    layers,
     goals: {
       answeredP99Under2s: answeredMs.p99 < 2_000,
       refusalsWithin1s: refused.every((a) => a.ms! <= 1_000),

@@ -6,7 +6,7 @@ import { currentDeadline } from '../src/context/index.ts';
 import { openDatabase, type OpenDatabase } from '../src/db/index.ts';
 import { newId } from '../src/ids/index.ts';
 import { createLogger } from '../src/logging/index.ts';
-import { AdmissionControl, createServiceApp, type App, type HttpSettings } from '../src/service/index.ts';
+import { AdaptiveLimit, AdmissionControl, createServiceApp, type App, type HttpSettings } from '../src/service/index.ts';
 import { fixtureMigrations, fixtureSchema } from './fixtures/db-fixture/targets.ts';
 
 /** A gate a route waits on, opened by the test: "the slow request" without a timer. */
@@ -112,6 +112,55 @@ describe('AdmissionControl', () => {
     expect(control.running).toBe(1);
     control.release();
     expect(control.running).toBe(0);
+  });
+});
+
+describe('AdaptiveLimit', () => {
+  const limit = () => new AdaptiveLimit({ initial: 8, min: 2, max: 32, latencyTargetMs: 100 });
+
+  it('grows about one per round of fast requests while the limit is in use, up to its maximum', () => {
+    const adaptive = limit();
+    for (let i = 0; i < 8; i++) adaptive.record(10, false, 8);
+    expect(adaptive.current).toBe(8);
+    for (let i = 0; i < 600; i++) adaptive.record(10, false, adaptive.current);
+    expect(adaptive.current).toBe(32);
+  });
+
+  it('does not grow while it is not used: an idle spell does not license a burst', () => {
+    const adaptive = limit();
+    for (let i = 0; i < 200; i++) adaptive.record(10, false, 1);
+    expect(adaptive.current).toBe(8);
+  });
+
+  it('takes a quarter off for a slow or overloaded request, once per round trip, never below its minimum', () => {
+    const adaptive = limit();
+    adaptive.record(500, false, 8, 1_000);
+    expect(adaptive.current).toBe(6);
+    // Other slow answers of the same moment (within one latency) count once.
+    adaptive.record(500, false, 8, 1_200);
+    expect(adaptive.current).toBe(6);
+    adaptive.record(10, true, 8, 1_600);
+    expect(adaptive.current).toBe(4);
+    for (let t = 2_000; t < 10_000; t += 1_000) adaptive.record(500, false, 8, t);
+    expect(adaptive.current).toBe(2);
+  });
+
+  it('lets an AdmissionControl admit waiters as its limit grows, and queue more once it shrinks', async () => {
+    const control = new AdmissionControl({ maxConcurrent: 4, maxQueueMs: 10_000, maxQueued: 10, adaptive: { initial: 1, min: 1, latencyTargetMs: 100 } });
+    expect(control.acquire(undefined)).toBeUndefined();
+    const waiting = [control.acquire(undefined), control.acquire(undefined)];
+    expect(control.queued).toBe(2);
+    // A fast answer at full use: the limit grows to 2, and both slots go to the waiters.
+    control.release({ latencyMs: 5, overloaded: false });
+    expect(control.limit).toBe(2);
+    expect(await Promise.all(waiting)).toEqual([undefined, undefined]);
+    expect(control.running).toBe(2);
+    control.release({ latencyMs: 500, overloaded: false });
+    expect(control.limit).toBe(1);
+    const next = control.acquire(undefined);
+    expect(next).toBeInstanceOf(Promise);
+    control.release({ latencyMs: 5, overloaded: false });
+    expect(await next).toBeUndefined();
   });
 });
 

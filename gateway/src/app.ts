@@ -87,7 +87,12 @@ export async function buildApp(deps: GatewayAppDeps): Promise<App> {
     discovery: deps.discovery,
     proxy,
     admission: new UpstreamAdmission(
-      { maxConcurrent: config.GATEWAY_UPSTREAM_CONNECTIONS, maxQueueMs: config.GATEWAY_UPSTREAM_QUEUE_MS, maxQueued: config.GATEWAY_UPSTREAM_MAX_QUEUED },
+      {
+        maxConcurrent: config.GATEWAY_UPSTREAM_CONNECTIONS,
+        maxQueueMs: config.GATEWAY_UPSTREAM_QUEUE_MS,
+        maxQueued: config.GATEWAY_UPSTREAM_MAX_QUEUED,
+        adaptive: { initial: Math.min(16, config.GATEWAY_UPSTREAM_CONNECTIONS), min: Math.min(4, config.GATEWAY_UPSTREAM_CONNECTIONS), latencyTargetMs: config.GATEWAY_UPSTREAM_LATENCY_TARGET_MS },
+      },
       metrics,
     ),
     metrics,

@@ -44,11 +44,16 @@ export const gatewayEnv = baseEnv
     ),
   GATEWAY_UPSTREAM_CONNECTIONS: envInt(1, 10_000)
     .default(128)
-    .describe('keep-alive connections the gateway pools per upstream instance, and requests it sends one instance at once; more wait (GATEWAY_UPSTREAM_QUEUE_MS)'),
+    .describe('keep-alive connections the gateway pools per upstream instance: the most requests it sends one instance at once (see GATEWAY_UPSTREAM_LATENCY_TARGET_MS); more wait (GATEWAY_UPSTREAM_QUEUE_MS)'),
   GATEWAY_UPSTREAM_QUEUE_MS: envInt(0, 60_000)
-    .default(1_000)
+    .default(250)
     .describe('the longest a request waits for a free connection to its upstream before 503 service.overloaded with Retry-After (ms)'),
   GATEWAY_UPSTREAM_MAX_QUEUED: envInt(0, 1_000_000).default(1_024).describe('requests waiting for a connection to one upstream instance at most; more are refused at once'),
+  GATEWAY_UPSTREAM_LATENCY_TARGET_MS: envInt(10, 600_000)
+    .default(1_000)
+    .describe(
+      'the requests in flight to one upstream instance follow its latency: they grow while answers come within this, and shrink by a quarter when one is slower or fails for load (at most GATEWAY_UPSTREAM_CONNECTIONS, at least 4) (ms)',
+    ),
   GATEWAY_BODY_LIMIT_BYTES: envInt(0, 1024 ** 3).default(1024 * 1024).describe('the largest request body the gateway forwards (bytes); larger → 413'),
   GATEWAY_RATE_LIMIT_IP_PER_MINUTE: envInt(0, 1_000_000_000).default(600).describe('requests per client address per minute, shared by every gateway process through Redis; 0 = no limit'),
   GATEWAY_RATE_LIMIT_USER_PER_MINUTE: envInt(0, 1_000_000_000).default(300).describe('requests per authenticated user per minute; 0 = no limit'),

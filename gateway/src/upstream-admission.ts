@@ -3,9 +3,10 @@ import { AdmissionControl, overloaded, type AdmissionOptions } from '@civildiy/c
 import type { GatewayMetrics } from './gateway-metrics.ts';
 
 /**
- * Admission per upstream instance: at most `maxConcurrent` requests in flight to one instance (as
- * many as the gateway keeps connections to it), the next ones waiting a bounded time, the rest
- * refused at once with `503 service.overloaded` and `Retry-After`.
+ * Admission per upstream instance: an adaptive limit on the requests in flight to one instance (up
+ * to `maxConcurrent`, as many as the gateway keeps connections to it; see `AdaptiveLimit`), the next
+ * ones waiting a bounded time, the rest refused at once with `503 service.overloaded` and
+ * `Retry-After`.
  *
  * Without it, requests beyond the connection pool waited in undici's queue with no time limit (its
  * time-outs only start once a request is sent), so at twice the sustainable rate the gateway
@@ -42,6 +43,10 @@ export class UpstreamAdmission {
       slot.release();
       return;
     }
-    response.once('close', () => slot.release());
+    const admittedAt = performance.now();
+    response.once('close', () => {
+      const status = reply.statusCode;
+      slot.release({ latencyMs: performance.now() - admittedAt, overloaded: status === 502 || status === 503 || status === 504 || !response.writableFinished });
+    });
   }
 }

@@ -87,7 +87,7 @@ export const baseEnv = z.object({
     .default(64)
     .describe('requests a service serves at once; more wait briefly (HTTP_MAX_QUEUE_MS) or are refused with 503 service.overloaded'),
   HTTP_MAX_QUEUE_MS: envInt(0, 60_000)
-    .default(500)
+    .default(250)
     .describe('the longest a request waits for a free slot before 503 service.overloaded with Retry-After (ms)'),
   HTTP_MAX_QUEUED_REQUESTS: envInt(0, 1_000_000).default(256).describe('requests waiting for a slot at most; more are refused at once'),
   HTTP_REQUEST_TIMEOUT_MS: envInt(100, 600_000)

@@ -2,16 +2,27 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
 import { currentDeadline } from '../context/index.ts';
 import { ServiceUnavailableError } from '../errors/index.ts';
+import { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive-limit.ts';
 import { reuseMetric } from './metrics.ts';
 
 /** Limits of {@link AdmissionControl}. */
 export interface AdmissionOptions {
-  /** Requests served at once; more wait for a slot. */
+  /** Requests served at once; more wait for a slot. With `adaptive`, the most the limit may grow to. */
   maxConcurrent: number;
   /** The longest a request waits for a slot (shorter when its deadline comes first) before `503`. */
   maxQueueMs: number;
   /** Requests waiting at most; one more is refused at once. */
   maxQueued: number;
+  /** Follow the latency of the requests (see {@link AdaptiveLimit}) instead of a fixed `maxConcurrent`. */
+  adaptive?: Omit<AdaptiveLimitOptions, 'max'>;
+}
+
+/** How a request that held a slot ended, for an adaptive limit. */
+export interface SlotOutcome {
+  /** From admission to the end, in ms. */
+  latencyMs: number;
+  /** It failed for load: refused by the upstream (503), timed out, or could not connect. */
+  overloaded: boolean;
 }
 
 /** Why a request was refused. */
@@ -38,8 +49,16 @@ export class AdmissionControl {
   private active = 0;
   private readonly waiting: Waiter[] = [];
   private head = 0;
+  private readonly adaptive: AdaptiveLimit | undefined;
 
-  constructor(private readonly options: AdmissionOptions) {}
+  constructor(private readonly options: AdmissionOptions) {
+    this.adaptive = options.adaptive ? new AdaptiveLimit({ ...options.adaptive, max: options.maxConcurrent }) : undefined;
+  }
+
+  /** Requests that may run at once now. */
+  get limit(): number {
+    return this.adaptive?.current ?? this.options.maxConcurrent;
+  }
 
   /** Requests holding a slot now. */
   get running(): number {
@@ -56,7 +75,7 @@ export class AdmissionControl {
    * exactly once afterwards), or the reason it is refused.
    */
   acquire(deadline: number | undefined): ShedReason | undefined | Promise<ShedReason | undefined> {
-    if (this.active < this.options.maxConcurrent && this.queued === 0) {
+    if (this.active < this.limit && this.queued === 0) {
       this.active++;
       return undefined;
     }
@@ -77,20 +96,23 @@ export class AdmissionControl {
     });
   }
 
-  /** Gives a slot back: the oldest waiter still waiting gets it. */
-  release(): void {
-    while (this.head < this.waiting.length) {
+  /**
+   * Gives a slot back (with how its request went, for an adaptive limit): the oldest waiters still
+   * waiting get the free slots.
+   */
+  release(outcome?: SlotOutcome): void {
+    this.active--;
+    if (outcome && this.adaptive) this.adaptive.record(outcome.latencyMs, outcome.overloaded, this.active);
+    while (this.active < this.limit && this.head < this.waiting.length) {
       const next = this.waiting[this.head]!;
       this.head++;
       if (next.settled) continue;
       next.settled = true;
       clearTimeout(next.timer);
-      this.compact();
+      this.active++;
       next.admit();
-      return;
     }
     this.compact();
-    this.active--;
   }
 
   /** Drops the consumed front of the queue once it is most of the array (amortised O(1) dequeue). */

@@ -21,7 +21,7 @@ export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression,
 export interface HttpSettings {
   /** Requests served at once; more wait. Default 64. */
   maxConcurrent: number;
-  /** The longest a request waits for a slot before `503 service.overloaded`, in ms. Default 500. */
+  /** The longest a request waits for a slot before `503 service.overloaded`, in ms. Default 250. */
   maxQueueMs: number;
   /** Requests waiting for a slot at most; more are refused at once. Default 256. */
   maxQueued: number;
@@ -34,7 +34,7 @@ export interface HttpSettings {
 /** The defaults of {@link HttpSettings}, as `baseEnv` defaults the `HTTP_*` variables. */
 export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
   maxConcurrent: 64,
-  maxQueueMs: 500,
+  maxQueueMs: 250,
   maxQueued: 256,
   requestTimeoutMs: 30_000,
   trustedProxies: ['127.0.0.1', '::1'],

@@ -1,5 +1,6 @@
 export { DEFAULT_HTTP_SETTINGS, createServiceApp, httpSettings, listen, type App, type HttpSettings, type ServiceAppOptions } from './create-service.ts';
-export { AdmissionControl, installAdmission, overloaded, type AdmissionOptions, type ShedReason } from './admission.ts';
+export { AdmissionControl, installAdmission, overloaded, type AdmissionOptions, type ShedReason, type SlotOutcome } from './admission.ts';
+export { AdaptiveLimit, type AdaptiveLimitOptions } from './adaptive-limit.ts';
 export { JsonDepthScanner, MAX_JSON_DEPTH, jsonTooDeep } from './json-depth.ts';
 export {
   ACCESS_TOKEN_ALGORITHMS,
