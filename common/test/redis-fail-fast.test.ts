@@ -4,7 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis, failFastRedisOptions, redisReadiness, type Redis } from '../src/redis/index.ts';
+import { createLogger } from '../src/logging/index.ts';
+import { createRedis, failFastRedisOptions, isRedisUnavailable, redisReadiness, type Redis } from '../src/redis/index.ts';
+import { createServiceApp } from '../src/service/index.ts';
 import { freePort } from '../src/testing/processes.ts';
 
 /**
@@ -96,5 +98,22 @@ describe('a fail-fast Redis connection (failFastRedisOptions) against a Redis th
     // Nothing listens on that port: the client keeps reconnecting, and each command fails rather than waits.
     await expect(redis.ping()).rejects.toThrow();
     await expect(redisReadiness(redis)()).rejects.toThrow(/not connected/);
+  });
+
+  it('a request whose Redis command fails that way answers 503 redis.unavailable with Retry-After, stalled or refused', async () => {
+    const stalled = connect();
+    await stalled.ping();
+    const refused = createRedis(`redis://127.0.0.1:${await freePort()}`, { name: 'fail-fast-test', options: failFastRedisOptions(300) });
+    connections.push(refused);
+    const app = await createServiceApp({ name: 'redis-down-test', logger: createLogger({ service: 'redis-down-test', level: 'silent' }), auth: false });
+    app.get('/stalled', async () => ({ value: await stalled.get('fail-fast:key') }));
+    app.get('/refused', async () => ({ value: await refused.get('fail-fast:key') }));
+    server.stall();
+    for (const url of ['/stalled', '/refused']) {
+      const response = await app.inject({ method: 'GET', url });
+      expect({ url, status: response.statusCode, code: response.json().error.code, retryAfter: response.headers['retry-after'] }).toEqual({ url, status: 503, code: 'redis.unavailable', retryAfter: '1' });
+    }
+    await app.close();
+    expect(isRedisUnavailable(new Error('ERR wrong number of arguments'))).toBe(false);
   });
 });

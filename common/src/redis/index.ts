@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logging/index.ts';
 
 export { Redis } from 'ioredis';
+export { isRedisUnavailable } from './redis-unavailable.ts';
 
 /** Options of {@link createRedis}. */
 export interface CreateRedisOptions {

@@ -3,6 +3,7 @@ import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } fro
 import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts';
+import { isRedisUnavailable } from '../redis/redis-unavailable.ts';
 import { AppError, ServiceUnavailableError, TooManyRequestsError } from '../errors/index.ts';
 
 /** The body of every error answer. */
@@ -72,6 +73,11 @@ export function installErrorHandling(app: FastifyInstance): void {
       request.log.warn({ err: error }, 'database unavailable');
       reply.header('retry-after', '1');
       return send(reply, 503, { error: { code: 'database.unavailable', message: 'The database is unavailable; retry shortly' } });
+    }
+    if (isRedisUnavailable(error)) {
+      request.log.warn({ err: error }, 'redis unavailable');
+      reply.header('retry-after', '1');
+      return send(reply, 503, { error: { code: 'redis.unavailable', message: 'A dependency (Redis) is unavailable; retry shortly' } });
     }
     request.log.error({ err: error }, 'unhandled error');
     return send(reply, 500, { error: { code: 'internal', message: 'Internal server error' } });
