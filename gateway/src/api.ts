@@ -1,3 +1,4 @@
+import type { Registry } from 'prom-client';
 import replyFrom from '@fastify/reply-from';
 import type { App } from '@civildiy/common/service';
 import { ROUTE_METHODS } from '@civildiy/common/topology';
@@ -21,6 +22,12 @@ export interface GatewayApiDeps {
   upstreamConnections: number;
   /** Whether CORS is on: its plugin then owns `OPTIONS *` (preflight), so the proxy does not take OPTIONS. */
   cors: boolean;
+}
+
+/** The routes of the gateway's operations port (`buildOpsApp`): `GET /metrics` of `registry` and `GET /health/live`. */
+export function registerOpsApi(app: App, registry: Registry): void {
+  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  app.get('/health/live', async () => ({ status: 'ok' }));
 }
 
 /**

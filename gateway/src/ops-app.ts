@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { register, type Registry } from 'prom-client';
 import type { Logger } from '@civildiy/common';
 import { installErrorHandling, type App } from '@civildiy/common/service';
+import { registerOpsApi } from './api.ts';
 
 /**
  * The gateway's operations app, for its own port (`GATEWAY_OPS_PORT`): `GET /metrics` (the registry
@@ -17,7 +18,6 @@ export function buildOpsApp(options: { logger: Logger; registry?: Registry }): A
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<ZodTypeProvider>();
   installErrorHandling(app);
-  app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
-  app.get('/health/live', async () => ({ status: 'ok' }));
+  registerOpsApi(app, registry);
   return app;
 }
