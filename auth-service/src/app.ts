@@ -3,12 +3,11 @@ import type { Redis } from '@civildiy/common/redis';
 import { createServiceApp, httpSettings, type App, type ReadinessCheck } from '@civildiy/common/service';
 import { AccountBackoff } from './account-backoff.ts';
 import { Accounts } from './accounts.ts';
-import { AddressLimit } from './address-limit.ts';
 import { registerApi } from './api.ts';
 import type { AuthConfig } from './config.ts';
 import type { AuthDatabase } from './db/database.ts';
-import { DeviceLockout } from './device-lockout.ts';
 import { DeviceTokens } from './device-tokens.ts';
+import { FailureWindow } from './failure-window.ts';
 import { LoginThrottle } from './login-throttle.ts';
 import { Passwords } from './passwords.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -58,7 +57,7 @@ function loginThrottle(config: AuthConfig, redis: Redis): LoginThrottle {
   const keyPrefix = `${config.REDIS_KEY_PREFIX}:auth:login-throttle`;
   const windowSeconds = config.LOGIN_FAILURE_WINDOW_SECONDS;
   return new LoginThrottle({
-    addresses: new AddressLimit({ redis, keyPrefix: `${keyPrefix}:address`, maxFailures: config.LOGIN_MAX_FAILURES_PER_ADDRESS, windowSeconds }),
+    addresses: new FailureWindow({ redis, keyPrefix: `${keyPrefix}:address`, maxFailures: config.LOGIN_MAX_FAILURES_PER_ADDRESS, windowSeconds }),
     accounts: new AccountBackoff({
       redis,
       keyPrefix: `${keyPrefix}:account`,
@@ -67,6 +66,6 @@ function loginThrottle(config: AuthConfig, redis: Redis): LoginThrottle {
       maxDelayMs: config.LOGIN_MAX_DELAY_SECONDS * 1000,
       memoryMs: windowSeconds * 1000,
     }),
-    devices: new DeviceLockout({ redis, keyPrefix: `${keyPrefix}:device`, maxFailures: config.LOGIN_MAX_FAILURES_PER_DEVICE, windowSeconds }),
+    devices: new FailureWindow({ redis, keyPrefix: `${keyPrefix}:device`, maxFailures: config.LOGIN_MAX_FAILURES_PER_DEVICE, windowSeconds, lockForWindow: true }),
   });
 }

@@ -1,7 +1,6 @@
 import { ServiceUnavailableError, TooManyRequestsError } from '@civildiy/common';
 import type { AccountBackoff } from './account-backoff.ts';
-import type { AddressLimit } from './address-limit.ts';
-import type { DeviceLockout } from './device-lockout.ts';
+import type { FailureWindow } from './failure-window.ts';
 
 /** Who is trying to log in. */
 export type LoginClient =
@@ -17,9 +16,11 @@ export interface AdmittedLogin {
 
 /** The counters {@link LoginThrottle} applies, each in Redis under the service's key prefix. */
 export interface LoginLimits {
-  addresses: AddressLimit;
+  /** Failures per client address. */
+  addresses: FailureWindow;
   accounts: AccountBackoff;
-  devices: DeviceLockout;
+  /** Failures per device token's device (locked a window once over the limit). */
+  devices: FailureWindow;
 }
 
 /**

@@ -118,3 +118,21 @@ export function newAddress(): string {
   const [a, b, c] = randomBytes(3);
   return `10.${a}.${b}.${c}`;
 }
+
+/** Registration data of {@link newAccount}. */
+export type Account = ReturnType<typeof newAccount>;
+
+/** What `POST /auth/register` and `POST /auth/login` answer. */
+export interface Session {
+  user: { id: string };
+  accessToken: string;
+  refreshToken: string;
+  deviceToken: string;
+}
+
+/** Registers `account` on `auth` (asserting the 201) and returns the session it opens. */
+export async function registerAccount(auth: AuthServiceUnderTest, account: Account): Promise<Session> {
+  const response = await auth.app.inject({ method: 'POST', url: '/auth/register', payload: account });
+  if (response.statusCode !== 201) throw new Error(`register: ${response.statusCode} ${response.body}`);
+  return response.json();
+}

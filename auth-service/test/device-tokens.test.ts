@@ -4,18 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newAccount, newAddress, openTestStore, startAuthService, type AuthServiceUnderTest, type TestStore } from './auth-service-under-test.ts';
+import { newAccount, newAddress, openTestStore, registerAccount, startAuthService, type Account, type AuthServiceUnderTest, type Session, type TestStore } from './auth-service-under-test.ts';
 
 // Device tokens do not touch the database beyond the login itself, so one driver is enough here;
 // login-throttling.test.ts runs the throttle on both.
 
-type Account = ReturnType<typeof newAccount>;
-interface Session {
-  user: { id: string };
-  accessToken: string;
-  refreshToken: string;
-  deviceToken: string;
-}
 
 const DAY_MS = 86_400_000;
 
@@ -53,11 +46,7 @@ describe('device tokens', () => {
     await store?.close();
   });
 
-  const register = async (account: Account, on = auth): Promise<Session> => {
-    const response = await on.app.inject({ method: 'POST', url: '/auth/register', payload: account });
-    expect(response.statusCode).toBe(201);
-    return response.json();
-  };
+  const register = (account: Account, on = auth): Promise<Session> => registerAccount(on, account);
   const login = (account: Account, password: string, deviceToken?: string, on = auth) =>
     on.app.inject({
       method: 'POST',

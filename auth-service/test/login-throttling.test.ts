@@ -1,17 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { drivers, newAccount, newAddress, openTestStore, startAuthService, type AuthServiceUnderTest, type TestStore } from './auth-service-under-test.ts';
+import { drivers, newAccount, newAddress, openTestStore, registerAccount, startAuthService, type Account, type AuthServiceUnderTest, type Session, type TestStore } from './auth-service-under-test.ts';
 
 // The harness allows 3 free failures per login name, 6 failed logins per address and 4 per device
 // token in a 600 s window, and a first wait of 60 s (1 s where the test says so).
 
-type Account = ReturnType<typeof newAccount>;
-interface Session {
-  user: { id: string };
-  refreshToken: string;
-  deviceToken: string;
-}
 /** Where a login comes from: `peer` is the TCP peer (default 127.0.0.1, the gateway), `address` its X-Forwarded-For (default a new one). */
 interface From {
   peer?: string;
@@ -31,11 +25,7 @@ describe.each(drivers)('login throttling on %s', (driver) => {
     await store?.close();
   });
 
-  const register = async (account: Account, on = auth): Promise<Session> => {
-    const response = await on.app.inject({ method: 'POST', url: '/auth/register', payload: account });
-    expect(response.statusCode).toBe(201);
-    return response.json();
-  };
+  const register = (account: Account, on = auth): Promise<Session> => registerAccount(on, account);
   const login = (payload: { login: string; password: string; deviceToken?: string }, from: From = {}, on = auth) =>
     on.app.inject({
       method: 'POST',
