@@ -1,65 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logging/index.ts';
 import { createRedis, failFastRedisOptions, isRedisUnavailable, redisReadiness, type Redis } from '../src/redis/index.ts';
 import { createServiceApp } from '../src/service/index.ts';
-import { freePort } from '../src/testing/processes.ts';
+import { PrivateRedisServer, freePort } from '../src/testing/index.ts';
 
 /**
  * The connection a service's requests use must not wait for a Redis that is away. These tests need
  * a Redis they can take away, so they run their own `redis-server` (the shared test Redis is left
- * alone): killed, as when Redis crashes, or stopped (SIGSTOP), as when it hangs with its connections
- * open.
+ * alone), stopped (SIGSTOP) as when it hangs with its connections open, or not there at all.
  */
-class PrivateRedis {
-  private constructor(
-    readonly port: number,
-    private readonly child: ChildProcess,
-    private readonly dir: string,
-  ) {}
-
-  static async start(): Promise<PrivateRedis> {
-    const port = await freePort();
-    const dir = await mkdtemp(path.join(tmpdir(), 'civildiy-redis-fail-fast-'));
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`redis-server exited (${code}):\n${output}`)));
-    });
-    return new PrivateRedis(port, child, dir);
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  stall(): void {
-    this.child.kill('SIGSTOP');
-  }
-
-  resume(): void {
-    this.child.kill('SIGCONT');
-  }
-
-  async remove(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill('SIGKILL');
-      await once(this.child, 'exit');
-    }
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
-
 describe('a fail-fast Redis connection (failFastRedisOptions) against a Redis that goes away', () => {
-  let server: PrivateRedis;
+  let server: PrivateRedisServer;
   const connections: Redis[] = [];
 
   function connect(): Redis {
@@ -69,7 +20,7 @@ describe('a fail-fast Redis connection (failFastRedisOptions) against a Redis th
   }
 
   beforeAll(async () => {
-    server = await PrivateRedis.start();
+    server = await PrivateRedisServer.start();
   });
   afterEach(() => {
     server.resume();

@@ -1,12 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
-import { freePort } from '@civildiy/common/testing';
+import { PrivateRedisServer } from '@civildiy/common/testing';
 import { UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
 
 /**
@@ -31,69 +26,6 @@ const HANG_MS = 12_000;
 /** Pause between two rounds of one user's requests: a steady trickle of traffic, not a benchmark. */
 const ROUND_PAUSE_MS = 800;
 const USERS = 3;
-
-/** A `redis-server` of this test only, on a free port, with its append-only file in a temporary folder. */
-class PrivateRedis {
-  private child: ChildProcess | undefined;
-
-  private constructor(
-    readonly port: number,
-    private readonly dir: string,
-  ) {}
-
-  static async start(): Promise<PrivateRedis> {
-    const redis = new PrivateRedis(await freePort(), await mkdtemp(path.join(tmpdir(), 'civildiy-redis-outage-')));
-    await redis.up();
-    return redis;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  /** Starts the server (again: it reloads its append-only file) and resolves once it accepts connections. */
-  async up(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    this.child = child;
-    let output = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (output.includes('Ready to accept connections')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before accepting connections:\n${output}`)));
-    });
-  }
-
-  /** Kills the server as a crash would (SIGKILL) and resolves once it is gone. */
-  async crash(): Promise<void> {
-    const child = this.child;
-    this.child = undefined;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-  }
-
-  /** Freezes the server (SIGSTOP): it keeps its connections and answers nothing. */
-  stall(): void {
-    this.child?.kill('SIGSTOP');
-  }
-
-  /** Lets a stalled server go on (SIGCONT). */
-  resume(): void {
-    this.child?.kill('SIGCONT');
-  }
-
-  /** Kills the server and deletes its data folder. */
-  async remove(): Promise<void> {
-    await this.crash();
-    await rm(this.dir, { recursive: true, force: true });
-  }
-}
 
 type Phase = 'before' | 'outage' | 'after';
 
@@ -202,12 +134,12 @@ async function probe(url: string): Promise<{ status: number | 'hung'; body: Reco
   }
 }
 
-let redis: PrivateRedis;
+let redis: PrivateRedisServer;
 let system: System;
 let gateway: string;
 
 beforeAll(async () => {
-  redis = await PrivateRedis.start();
+  redis = await PrivateRedisServer.start();
   system = await startSystem({
     services: ['mock-providers', 'auth-service', 'posts-service', 'feed-service', 'order-service', 'worker', 'gateway'],
     env: { ...UNLIMITED_GATEWAY, REDIS_BROKER_URL: redis.url },

@@ -16,3 +16,4 @@ export {
 export { newPostSnapshot } from './posts.ts';
 export { httpCall, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
 export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
+export { PrivateRedisServer } from './redis-server.ts';
