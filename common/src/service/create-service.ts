@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawReplyDefaultExpression, type RawRequestDefaultExpression, type RawServerDefault } from 'fastify';
 import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
-import type { BaseEnv } from '../config/index.ts';
+import { baseEnv, type BaseEnv } from '../config/index.ts';
 import type { Logger } from '../logging/index.ts';
 import { installAdmission } from './admission.ts';
 import { installAuth, type KeySource } from './auth.ts';
@@ -17,28 +17,19 @@ import { installTextGuard } from './text-guard.ts';
 /** A service's Fastify instance, typed by the zod type provider. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
 
-/** How a service takes on requests: admission limits, deadlines, proxies (see the `HTTP_*` variables). */
+/** How a service takes on requests: admission limits, deadlines, proxies. Defaults: the `HTTP_*` and `TRUSTED_PROXIES` variables of `baseEnv`. */
 export interface HttpSettings {
-  /** Requests served at once; more wait. Default 64. */
+  /** Requests served at once; more wait. */
   maxConcurrent: number;
-  /** The longest a request waits for a slot before `503 service.overloaded`, in ms. Default 250. */
+  /** The longest a request waits for a slot before `503 service.overloaded`, in ms. */
   maxQueueMs: number;
-  /** Requests waiting for a slot at most; more are refused at once. Default 256. */
+  /** Requests waiting for a slot at most; more are refused at once. */
   maxQueued: number;
-  /** The deadline of a request whose caller sets none (`X-Request-Timeout-Ms`), and the cap of those it sets, in ms. Default 30,000. */
+  /** The deadline of a request whose caller sets none (`X-Request-Timeout-Ms`), and the cap of those it sets, in ms. */
   requestTimeoutMs: number;
-  /** Addresses or CIDR ranges whose `X-Forwarded-For` is believed (`request.ip`). Default loopback. */
+  /** Addresses or CIDR ranges whose `X-Forwarded-For` is believed (`request.ip`). */
   trustedProxies: string[];
 }
-
-/** The defaults of {@link HttpSettings}, as `baseEnv` defaults the `HTTP_*` variables. */
-export const DEFAULT_HTTP_SETTINGS: HttpSettings = {
-  maxConcurrent: 64,
-  maxQueueMs: 250,
-  maxQueued: 256,
-  requestTimeoutMs: 30_000,
-  trustedProxies: ['127.0.0.1', '::1'],
-};
 
 /** The {@link HttpSettings} of a service's parsed environment (`HTTP_*`, `TRUSTED_PROXIES`). */
 export function httpSettings(config: BaseEnv): HttpSettings {
@@ -50,6 +41,9 @@ export function httpSettings(config: BaseEnv): HttpSettings {
     trustedProxies: config.TRUSTED_PROXIES,
   };
 }
+
+/** The defaults of {@link HttpSettings}: those of the `HTTP_*` variables in `baseEnv` (one source). */
+export const DEFAULT_HTTP_SETTINGS: HttpSettings = httpSettings(baseEnv.parse({}));
 
 /** Options of {@link createServiceApp}. */
 export interface ServiceAppOptions {

@@ -22,6 +22,12 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string; mess
   FST_ERR_MAX_PARAM_LENGTH: { status: 414, code: 'path_parameter_too_long', message: 'A path parameter is too long' },
 };
 
+/** A dependency that failed to answer (not refused the work): 503 with `Retry-After: 1`, nothing committed. */
+const UNAVAILABLE_DEPENDENCIES: { is: (error: unknown) => boolean; code: string; message: string }[] = [
+  { is: isDatabaseUnavailable, code: 'database.unavailable', message: 'The database is unavailable; retry shortly' },
+  { is: isRedisUnavailable, code: 'redis.unavailable', message: 'A dependency (Redis) is unavailable; retry shortly' },
+];
+
 /** Errors Node's HTTP parser raises before Fastify sees a request (`clientError`), by `error.code`. */
 const CLIENT_ERRORS: Record<string, { status: number; code: string; message: string }> = {
   HPE_HEADER_OVERFLOW: { status: 431, code: 'headers_too_large', message: 'The request headers are too large' },
@@ -69,15 +75,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (status !== undefined && status >= 400 && status < 500) {
       return send(reply, status, { error: { code: 'bad_request', message: fastifyError.message } });
     }
-    if (isDatabaseUnavailable(error)) {
-      request.log.warn({ err: error }, 'database unavailable');
+    const unavailable = UNAVAILABLE_DEPENDENCIES.find((dependency) => dependency.is(error));
+    if (unavailable) {
+      request.log.warn({ err: error }, unavailable.message);
       reply.header('retry-after', '1');
-      return send(reply, 503, { error: { code: 'database.unavailable', message: 'The database is unavailable; retry shortly' } });
-    }
-    if (isRedisUnavailable(error)) {
-      request.log.warn({ err: error }, 'redis unavailable');
-      reply.header('retry-after', '1');
-      return send(reply, 503, { error: { code: 'redis.unavailable', message: 'A dependency (Redis) is unavailable; retry shortly' } });
+      return send(reply, 503, { error: { code: unavailable.code, message: unavailable.message } });
     }
     request.log.error({ err: error }, 'unhandled error');
     return send(reply, 500, { error: { code: 'internal', message: 'Internal server error' } });
