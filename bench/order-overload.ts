@@ -83,8 +83,15 @@ function histogramDelta(before: Map<number, number>, after: Map<number, number>)
   return { n, p50: quantile(0.5), p99: quantile(0.99) };
 }
 
-/** The layers a POST /orders crosses, as the processes' own histograms saw them over the step. */
-async function scrapeLayers(slice: Slice): Promise<Record<string, Map<number, number>>> {
+/** What the gateway and order-service report at one moment: one scrape of each (a scrape resets the event-loop monitor). */
+interface Snapshot {
+  /** Histogram buckets of the layers a POST /orders crosses. */
+  layers: Record<string, Map<number, number>>;
+  /** `nodejs_eventloop_lag_p99_seconds` and `_max_seconds` since the previous scrape, in ms. */
+  eventLoopDelayMs: Record<string, { p99: number; max: number }>;
+}
+
+async function snapshot(slice: Slice): Promise<Snapshot> {
   const [gateway, orders] = await Promise.all(
     [slice.metricsUrls.gateway, slice.metricsUrls['order-service']].map((url) =>
       fetch(url, { signal: AbortSignal.timeout(10_000) })
@@ -92,25 +99,18 @@ async function scrapeLayers(slice: Slice): Promise<Record<string, Map<number, nu
         .catch(() => ''),
     ),
   );
-  return {
-    'gateway: whole request': buckets(gateway!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
-    'gateway → order-service headers': buckets(gateway!, 'civildiy_gateway_upstream_duration_seconds', /service="order-service"/),
-    'order-service: whole request': buckets(orders!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
+  const delay = (text: string) => {
+    const read = (metric: string) => Number(new RegExp(`^${metric}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000;
+    return { p99: read('nodejs_eventloop_lag_p99_seconds'), max: read('nodejs_eventloop_lag_max_seconds') };
   };
-}
-
-/** `nodejs_eventloop_lag_p99_seconds` and `_max_seconds` of each process, in ms (scraping resets them). */
-async function eventLoopDelay(slice: Slice, names: readonly ('order-service' | 'gateway')[]): Promise<Record<string, { p99: number; max: number }>> {
-  const entries = await Promise.all(
-    names.map(async (name) => {
-      const text = await fetch(slice.metricsUrls[name], { signal: AbortSignal.timeout(10_000) })
-        .then((r) => r.text())
-        .catch(() => '');
-      const read = (metric: string) => Number(new RegExp(`^${metric}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN) * 1000;
-      return [name, { p99: read('nodejs_eventloop_lag_p99_seconds'), max: read('nodejs_eventloop_lag_max_seconds') }] as const;
-    }),
-  );
-  return Object.fromEntries(entries);
+  return {
+    layers: {
+      'gateway: whole request': buckets(gateway!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
+      'gateway → order-service headers': buckets(gateway!, 'civildiy_gateway_upstream_duration_seconds', /service="order-service"/),
+      'order-service: whole request': buckets(orders!, 'civildiy_http_request_duration_seconds', /method="POST".*route="\/orders"/),
+    },
+    eventLoopDelayMs: { 'order-service': delay(orders!), gateway: delay(gateway!) },
+  };
 }
 
 const count = (values: string[]) => values.reduce<Record<string, number>>((acc, v) => ((acc[v] = (acc[v] ?? 0) + 1), acc), {});
@@ -125,8 +125,7 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
   const attempts: Attempt[] = [];
   const inFlight: Promise<void>[] = [];
   const total = rate * seconds;
-  await eventLoopDelay(slice, ['order-service', 'gateway']);
-  const layersBefore = await scrapeLayers(slice);
+  const before = await snapshot(slice);
   const t0 = performance.now() + 20;
   let next = 0;
   const post = (attempt: Attempt) =>
@@ -166,9 +165,8 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
     const { writeFileSync } = await import('node:fs');
     writeFileSync(process.env.BENCH_OVERLOAD_DUMP, attempts.map((a) => `${(a.sentAt - t0).toFixed(1)} ${a.ms?.toFixed(1)} ${a.status} ${a.createdAt === undefined ? '-' : a.createdAt - a.sentWall!}`).join('\n'));
   }
-  const loopDelay = await eventLoopDelay(slice, ['order-service', 'gateway']);
-  const layersAfter = await scrapeLayers(slice);
-  const layers = Object.fromEntries(Object.keys(layersAfter).map((name) => [name, histogramDelta(layersBefore[name]!, layersAfter[name]!)]));
+  const after = await snapshot(slice);
+  const layers = Object.fromEntries(Object.keys(after.layers).map((name) => [name, histogramDelta(before.layers[name]!, after.layers[name]!)]));
 
   // Let the accepted work drain, then ask again for every request that was not a 201.
   await sleep(5_000);
@@ -203,7 +201,7 @@ export async function overloadStep(slice: Slice, rate: number, seconds: number, 
     refusedMs,
     placedDespiteError,
     placedOnRetry: count(failed.filter((a) => a.retryStatus === 201).map((a) => String(a.status))),
-    eventLoopDelayMs: loopDelay,
+    eventLoopDelayMs: after.eventLoopDelayMs,
     layers,
     goals: {
       answeredP99Under2s: answeredMs.p99 < 2_000,
