@@ -1,6 +1,6 @@
 import type { Logger } from '@civildiy/common';
 import { embedBatch, processOrder as processOrderTask } from '@civildiy/common/contracts';
-import type { EventPublisher } from '@civildiy/common/events';
+import type { EnvelopePublisher } from '@civildiy/common/events';
 import type { TaskWorker } from '@civildiy/common/tasks';
 import { embedTextBatch, type TextEmbedder } from './batch-embedding.ts';
 import { processOrder, type PaymentGateway } from './order-processing.ts';
@@ -9,7 +9,7 @@ import { processOrder, type PaymentGateway } from './order-processing.ts';
 export interface WorkerHandlerDeps {
   logger: Logger;
   /** `orders.process` (queue `orders`): the payments provider, and where `order.processed` is published. */
-  orders?: { payments: PaymentGateway; events: EventPublisher };
+  orders?: { payments: PaymentGateway; events: EnvelopePublisher };
   /** `search.embed` (queue `embeddings`): the embeddings provider. */
   embeddings?: TextEmbedder;
 }

@@ -1,6 +1,6 @@
 import { derivedId, type Logger } from '@civildiy/common';
 import { orderProcessed, type OrderOutcome, type OrderPayload } from '@civildiy/common/contracts';
-import type { EventPublisher } from '@civildiy/common/events';
+import type { EnvelopePublisher } from '@civildiy/common/events';
 import { createEnvelope } from '@civildiy/common/events';
 
 /** The provider call the order flow needs (the common `PaymentsClient` has it). */
@@ -27,7 +27,7 @@ export function orderTotalCents(order: OrderPayload): number {
  * payment is an outcome (`rejected`), not an error; provider errors propagate and the task retries.
  */
 export async function processOrder(
-  deps: { payments: PaymentGateway; events: EventPublisher; logger: Logger },
+  deps: { payments: PaymentGateway; events: EnvelopePublisher; logger: Logger },
   order: OrderPayload,
   signal?: AbortSignal,
 ): Promise<OrderOutcome> {

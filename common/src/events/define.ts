@@ -87,8 +87,11 @@ export function createEnvelope<E extends EventDefinition>(
   };
 }
 
-/** The producing side of the event bus (implemented by each adapter; used by the outbox relay). */
-export interface EventPublisher {
+/**
+ * The smallest producing port: publishes a ready envelope. The outbox relay and the worker's
+ * outcome events need only this; every adapter's {@link EventPublisher} is one.
+ */
+export interface EnvelopePublisher {
   /** Publishes an envelope as is (already validated). Resolves once the transport has it durably. */
   publishEnvelope(envelope: EventEnvelope): Promise<void>;
 }

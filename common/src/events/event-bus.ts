@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { Logger } from '../logging/index.ts';
-import type { EnvelopeOptions, EventData, EventDefinition, EventEnvelope, EventPublisher } from './define.ts';
+import type { EnvelopeOptions, EnvelopePublisher, EventData, EventDefinition, EventEnvelope } from './define.ts';
 
 /**
  * The envelope a handler receives for one of the definitions it subscribed to: a union with one
@@ -134,23 +134,39 @@ export interface GroupInfo {
   name: string;
   /** Consumers known to the group (live or not yet cleaned up). */
   consumers: number;
-  /** Events delivered to a consumer and not yet acknowledged. */
+  /**
+   * Events delivered to a consumer and not yet acknowledged. Kafka keeps no such list (a group has
+   * one committed offset per partition): always 0 there, and `lag` counts those events instead.
+   */
   pending: number;
-  /** Events not yet delivered to the group, or `null` when the transport cannot tell. */
+  /**
+   * Events the group has still to handle, or `null` when the transport cannot tell: on Redis
+   * Streams those not yet delivered; on Kafka those after the committed offsets (delivered or not).
+   */
   lag: number | null;
-  /** The position of the last event delivered to the group. */
+  /** The position of the last event delivered to the group (Kafka: `partition:offset,…` of the committed offsets). */
   lastDeliveredId: string;
+  /** Kafka only: the group's position and lag on each partition of the topic. */
+  partitions?: PartitionLag[];
 }
 
-/**
- * The event bus port. Services use only this interface (and the contracts); the transport (Redis
- * Streams by default, Kafka in Compose) is chosen where the process is wired.
- */
-export interface EventBus extends EventPublisher {
+/** A consumer group's position on one partition of a topic (Kafka). */
+export interface PartitionLag {
+  partition: number;
+  /** The next offset the group will read (its committed offset), or `null` when it has committed none. */
+  committed: number | null;
+  /** The partition's end (the offset the next published event gets). */
+  end: number;
+  /** `end - committed` (from the partition's start when nothing is committed). */
+  lag: number;
+}
+
+/** The producers' port: publishes events (services normally publish through the outbox instead). */
+export interface EventPublisher extends EnvelopePublisher {
   /**
    * Validates `data` against the contract, wraps it in an envelope (`createEnvelope`: current
    * correlation id, causation id and actor) and publishes it. Resolves with the envelope once the
-   * transport has it durably. Services normally publish through the outbox instead.
+   * transport has it durably.
    */
   publish<E extends EventDefinition>(event: E, data: z.input<E['data']>, options?: EnvelopeOptions): Promise<EventEnvelope<EventData<E>>>;
   /**
@@ -158,21 +174,30 @@ export interface EventBus extends EventPublisher {
    * (`events.invalid_envelope`) when it is not a valid envelope.
    */
   publishEnvelope(envelope: EventEnvelope): Promise<void>;
+}
+
+/** The consumers' port. */
+export interface EventSubscriber {
   /**
    * Starts consuming: creates the group on each topic if needed (see `startFrom`), then reads in the
    * background until `close()`. Returns at once; `subscription.ready` tells when it is reading.
    * Throws a `TypeError` for invalid options.
    */
   subscribe<E extends EventDefinition>(options: SubscribeOptions<E>): Subscription;
+}
+
+/** The operators' port: consumer groups, replay and dead letters. */
+export interface EventBusAdmin {
   /** Creates a consumer group at `from` (default `'start'`); resolves `false` if it already existed (left unchanged). */
   createGroup(topic: string, group: string, from?: GroupPosition): Promise<boolean>;
   /**
    * Moves a group so that its next events are those after `to` (replay from the start or a time,
-   * or skip to the end). Creates the group there if it does not exist. Events already delivered
-   * and not acknowledged stay pending and are still redelivered.
+   * or skip to the end). Creates the group there if it does not exist. On Redis Streams events
+   * already delivered and not acknowledged stay pending and are still redelivered; on Kafka the
+   * group must have no live member (stop its consumers first), as Kafka itself requires.
    */
   resetGroup(topic: string, group: string, to: GroupPosition): Promise<void>;
-  /** Deletes a consumer group and its pending list (e.g. the old group after a rebuild swap). Resolves `false` if there was none. */
+  /** Deletes a consumer group and its position (e.g. the old group after a rebuild swap). Resolves `false` if there was none. */
   deleteGroup(topic: string, group: string): Promise<boolean>;
   /** The consumer groups of a topic. */
   groups(topic: string): Promise<GroupInfo[]>;
@@ -185,6 +210,17 @@ export interface EventBus extends EventPublisher {
   redriveDeadLetter(topic: string, id: string): Promise<boolean>;
   /** Deletes a dead letter for good. Resolves `false` if there is no such dead letter. */
   discardDeadLetter(topic: string, id: string): Promise<boolean>;
+}
+
+/**
+ * An event bus adapter (Redis Streams by default, Kafka with `EVENT_BUS=kafka`): the three ports
+ * plus its lifecycle. Services receive the port they use ({@link EventPublisher},
+ * {@link EventSubscriber}, {@link EventBusAdmin}), never an adapter; the process's wiring
+ * (`startRuntime`) picks the adapter.
+ */
+export interface EventBus extends EventPublisher, EventSubscriber, EventBusAdmin {
+  /** Resolves when the transport answers; rejects (within a few seconds) while it is unreachable. The readiness check `events`. */
+  ping(): Promise<void>;
   /** Closes every subscription (see {@link Subscription.close}), then the bus's own connections. */
   close(): Promise<void>;
 }

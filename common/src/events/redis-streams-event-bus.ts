@@ -332,6 +332,11 @@ export class RedisStreamsEventBus implements EventBus {
     return Number(await this.redis.call('XTRIM', this.streamKey(topic), 'MINID', this.retentionThreshold()));
   }
 
+  /** {@inheritDoc EventBus.ping} */
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+
   /** {@inheritDoc EventBus.close} */
   async close(): Promise<void> {
     this.closing ??= (async () => {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isPermanentError, ValidationError } from '../errors/index.ts';
-import { EventEnvelope, type EventPublisher } from '../events/define.ts';
+import { EventEnvelope, type EnvelopePublisher } from '../events/define.ts';
 import { findTask, type TaskEnqueuer } from '../tasks/define.ts';
 import type { OutboxTaskPayload } from './outbox-writer.ts';
 import type { OutboxRow } from './schema.ts';
@@ -32,14 +32,14 @@ export class DeliveryTimeoutError extends Error {
 }
 
 /**
- * Hands one outbox row to the broker: an event row to the {@link EventPublisher} as it was written,
+ * Hands one outbox row to the broker: an event row to the {@link EnvelopePublisher} as it was written,
  * a task row to the {@link TaskEnqueuer} with its idempotency key and captured context. Tells a row
  * that can never be delivered ({@link UndeliverableRowError}) from a failure worth retrying (any
  * other error).
  */
 export class OutboxDelivery {
   constructor(
-    private readonly publisher: EventPublisher,
+    private readonly publisher: EnvelopePublisher,
     private readonly tasks: TaskEnqueuer | undefined,
   ) {}
 

@@ -1,7 +1,7 @@
 import { AsyncResource } from 'node:async_hooks';
 import type { Registry } from 'prom-client';
 import type { DbExecutor } from '../db/index.ts';
-import type { EventPublisher } from '../events/define.ts';
+import type { EnvelopePublisher } from '../events/define.ts';
 import type { Logger } from '../logging/index.ts';
 import type { TaskEnqueuer } from '../tasks/define.ts';
 import { inboxCleanup } from './inbox.ts';
@@ -16,7 +16,7 @@ export interface OutboxRelayOptions {
   /** The service's database (the one whose `outbox` table the service writes). */
   db: DbExecutor;
   /** Where event rows go (the event bus). */
-  publisher: EventPublisher;
+  publisher: EnvelopePublisher;
   /** Where task rows go (the task client). Without it a task row fails its delivery (kept, retried, with the error). Default: none. */
   tasks?: TaskEnqueuer;
   /** Failed deliveries (warn), undeliverable rows and failed passes (error) and cleanups (debug) are logged here. */
@@ -79,7 +79,7 @@ interface BatchResult extends RelayPassResult {
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Delivers the transactional outbox: publishes event rows through the {@link EventPublisher} and
+ * Delivers the transactional outbox: publishes event rows through the {@link EnvelopePublisher} and
  * enqueues task rows through the {@link TaskEnqueuer}, oldest first, then marks them sent. No
  * database transaction is open while it talks to the broker, so a broker that does not answer never
  * holds up the service's own queries (on embedded PGlite, one connection serves every query).
