@@ -1,14 +1,25 @@
 import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
+import type { PartitionLag } from './event-bus.ts';
 
 /** What a consumer did with one delivery (label `outcome` of `civildiy_events_consumed_total`). */
 export type ConsumeOutcome = 'ok' | 'skipped' | 'retried' | 'dead_lettered';
+
+/** What a {@link GroupStatsSource} reads. */
+export interface GroupStats {
+  /** Events the group has still to handle (`null` when unknown). */
+  lag: number | null;
+  /** Events delivered and not yet acknowledged. */
+  pending: number;
+  /** Per partition (Kafka). */
+  partitions?: PartitionLag[];
+}
 
 /** A live consumer group whose lag and pending count are reported at scrape time. */
 export interface GroupStatsSource {
   topic: string;
   group: string;
-  /** Reads the group's current lag (`null` when unknown) and pending count. */
-  read(): Promise<{ lag: number | null; pending: number } | undefined>;
+  /** Reads the group's current lag, pending count and, on Kafka, its lag per partition. */
+  read(): Promise<GroupStats | undefined>;
 }
 
 /** The event bus metrics registered in one registry. */
@@ -21,6 +32,8 @@ export interface EventMetrics {
 }
 
 const SCRAPE_TIMEOUT_MS = 1_000;
+/** How long one read of the groups' stats serves the gauges of a scrape. */
+const SHARED_READ_MS = 500;
 
 // Shared across copies of this module (one process may load `common` twice), keyed by registry.
 const globalKey = '__civildiyEventGroupSources';
@@ -58,6 +71,7 @@ async function withTimeout<T>(promise: Promise<T>): Promise<T | undefined> {
  * - `civildiy_event_handler_duration_seconds{topic,type,group}`
  * - `civildiy_event_consumer_lag{topic,group}`: events not yet delivered to the group (read at scrape time)
  * - `civildiy_event_consumer_pending{topic,group}`: events delivered and not yet acknowledged
+ * - `civildiy_event_consumer_partition_lag{topic,group,partition}`: the same lag per partition (Kafka)
  */
 export function eventMetrics(registry: Registry = globalRegistry): EventMetrics {
   const published =
@@ -81,11 +95,16 @@ export function eventMetrics(registry: Registry = globalRegistry): EventMetrics 
     });
 
   const sources = sourcesOf(registry);
-  // Both gauges are filled by one read per group at scrape time.
-  const stats = async (): Promise<Map<GroupStatsSource, { lag: number | null; pending: number }>> => {
+  // The three gauges of one scrape share one read per group (a scrape collects them back to back).
+  let recent: { at: number; read: Promise<Map<GroupStatsSource, GroupStats>> } | undefined;
+  const stats = (): Promise<Map<GroupStatsSource, GroupStats>> => {
+    if (!recent || Date.now() - recent.at > SHARED_READ_MS) recent = { at: Date.now(), read: readStats() };
+    return recent.read;
+  };
+  const readStats = async (): Promise<Map<GroupStatsSource, GroupStats>> => {
     const unique = new Map<string, GroupStatsSource>();
     for (const source of sources) unique.set(`${source.topic}\u0000${source.group}`, source);
-    const results = new Map<GroupStatsSource, { lag: number | null; pending: number }>();
+    const results = new Map<GroupStatsSource, GroupStats>();
     await Promise.all(
       [...unique.values()].map(async (source) => {
         const value = await withTimeout(source.read().catch(() => undefined));
@@ -115,6 +134,21 @@ export function eventMetrics(registry: Registry = globalRegistry): EventMetrics 
       async collect() {
         this.reset();
         for (const [source, value] of await stats()) this.set({ topic: source.topic, group: source.group }, value.pending);
+      },
+    });
+  }
+
+  if (!existing(registry, 'civildiy_event_consumer_partition_lag')) {
+    new Gauge({
+      name: 'civildiy_event_consumer_partition_lag',
+      help: 'Events of one partition the consumer group has still to handle (Kafka; groups consumed by this process)',
+      labelNames: ['topic', 'group', 'partition'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const [source, value] of await stats()) {
+          for (const partition of value.partitions ?? []) this.set({ topic: source.topic, group: source.group, partition: String(partition.partition) }, partition.lag);
+        }
       },
     });
   }

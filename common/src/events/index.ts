@@ -29,5 +29,5 @@ export type {
   Subscription,
 } from './event-bus.ts';
 export { isEvent } from './is-event.ts';
-export { eventMetrics, type ConsumeOutcome, type EventMetrics, type GroupStatsSource } from './event-metrics.ts';
+export { eventMetrics, type ConsumeOutcome, type EventMetrics, type GroupStats, type GroupStatsSource } from './event-metrics.ts';
 export { RedisStreamsEventBus, type RedisStreamsEventBusOptions } from './redis-streams-event-bus.ts';

@@ -1,12 +1,11 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
-import { runWithContext } from '../context/index.ts';
 import { isPermanentError } from '../errors/index.ts';
 import type { Logger } from '../logging/index.ts';
-import { EventEnvelope, type EventDefinition } from './define.ts';
-import type { DeadLetterReason, EnvelopeOf, SubscribeOptions, Subscription } from './event-bus.ts';
+import type { EventDefinition } from './define.ts';
+import type { DeadLetterReason, SubscribeOptions, Subscription } from './event-bus.ts';
 import type { ConsumeOutcome, EventMetrics } from './event-metrics.ts';
+import { EventRouter, parseEnvelope, serializeError, type ParsedEnvelope, type SerializedError } from './event-routing.ts';
 import { errorMessage, parseEntries, parseReadReply, recordToFields, type StreamEntry } from './stream-replies.ts';
 
 /** The adapter settings a subscription runs with (resolved defaults). */
@@ -45,19 +44,13 @@ interface Delivery {
   id: string;
   deliveries: number;
   raw: string;
-  parsed: { ok: true; envelope: EventEnvelope } | { ok: false; error: string };
+  parsed: ParsedEnvelope;
   /** The `type` field stored next to the envelope (readable even when the envelope is not). */
   storedType: string | undefined;
   /** Only this group handles it (a redriven dead letter). */
   onlyGroup: string | undefined;
   /** Topic + aggregate key: deliveries with the same one are handled one at a time. */
   orderKey: string | undefined;
-}
-
-interface SerializedError {
-  name: string;
-  message: string;
-  code?: string;
 }
 
 /** Removes a consumer from a group only if it holds no pending entries (atomically: none are lost). */
@@ -74,25 +67,6 @@ return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])`;
 /** An idle time large enough for any consumer's claim threshold: released entries are claimed at once. */
 const RELEASED_IDLE_MS = 24 * 60 * 60 * 1000;
 
-function serializeError(error: unknown): SerializedError {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return typeof code === 'string' ? { name: error.name, message: error.message, code } : { name: error.name, message: error.message };
-  }
-  return { name: 'Error', message: String(error) };
-}
-
-function parseEnvelope(raw: string): Delivery['parsed'] {
-  let json: unknown;
-  try {
-    json = JSON.parse(raw);
-  } catch (error) {
-    return { ok: false, error: `envelope is not JSON: ${errorMessage(error)}` };
-  }
-  const result = EventEnvelope.safeParse(json);
-  return result.success ? { ok: true, envelope: result.data } : { ok: false, error: z.prettifyError(result.error) };
-}
-
 /** A consumer of one group on one or more Redis streams. Created by `RedisStreamsEventBus.subscribe`. */
 export class RedisStreamSubscription<E extends EventDefinition> implements Subscription {
   readonly group: string;
@@ -104,7 +78,7 @@ export class RedisStreamSubscription<E extends EventDefinition> implements Subsc
   private readonly settings: SubscriptionSettings;
   private readonly concurrency: number;
   private readonly logger: Logger;
-  private readonly definitions = new Map<string, Map<number, EventDefinition>>();
+  private readonly router: EventRouter<E>;
   private readonly topicOf = new Map<string, string>();
   /** Aborts handlers that outlive the close timeout (their `ctx.signal`). */
   private readonly abort = new AbortController();
@@ -136,11 +110,7 @@ export class RedisStreamSubscription<E extends EventDefinition> implements Subsc
     this.logger = deps.logger.child({ group: this.group, consumer: this.consumer });
     this.ready = new Promise((resolve) => (this.markReady = resolve));
     for (const [topic, stream] of deps.streams) this.topicOf.set(stream, topic);
-    for (const definition of deps.options.events) {
-      let versions = this.definitions.get(definition.type);
-      if (!versions) this.definitions.set(definition.type, (versions = new Map()));
-      versions.set(definition.version, definition);
-    }
+    this.router = new EventRouter(deps.options, deps.logger);
   }
 
   /** Creates the groups, then starts reading, claiming and heart-beating. */
@@ -267,36 +237,10 @@ export class RedisStreamSubscription<E extends EventDefinition> implements Subsc
 
   private async process(delivery: Delivery): Promise<void> {
     const { topic } = delivery;
-    if (!delivery.parsed.ok) {
-      // Someone else's broken event is not this group's business.
-      const { storedType, onlyGroup } = delivery;
-      if ((storedType !== undefined && !this.definitions.has(storedType)) || (onlyGroup !== undefined && onlyGroup !== this.group)) {
-        await this.ack(delivery, storedType ?? 'unknown', 'skipped');
-        return;
-      }
-      await this.deadLetter(delivery, 'unknown', 'malformed', { name: 'MalformedEnvelope', message: delivery.parsed.error, code: 'events.malformed_envelope' });
-      return;
-    }
-    const envelope = delivery.parsed.envelope;
-    const { type } = envelope;
-    if (delivery.onlyGroup !== undefined && delivery.onlyGroup !== this.group) {
-      await this.ack(delivery, type, 'skipped');
-      return;
-    }
-    const versions = this.definitions.get(type);
-    if (!versions) {
-      await this.ack(delivery, type, 'skipped');
-      return;
-    }
-    const definition = versions.get(envelope.version);
-    if (!definition) {
-      this.logger.warn(
-        { topic, eventType: type, eventId: envelope.id, version: envelope.version, known: [...versions.keys()] },
-        'event version not handled by this consumer; skipped',
-      );
-      await this.ack(delivery, type, 'skipped');
-      return;
-    }
+    const route = this.router.route(delivery, topic);
+    if (route.action === 'skip') return this.ack(delivery, route.type, 'skipped');
+    if (route.action === 'dead_letter') return this.deadLetter(delivery, route.type, route.reason, route.error);
+    const { type, envelope } = route;
     const { maxDeliveries } = this.settings;
     if (delivery.deliveries > maxDeliveries) {
       // Delivered that often without an ack or a recorded failure: consumers crashed while handling it.
@@ -307,19 +251,12 @@ export class RedisStreamSubscription<E extends EventDefinition> implements Subsc
       });
       return;
     }
-    const data = definition.data.safeParse(envelope.data);
-    if (!data.success) {
-      await this.deadLetter(delivery, type, 'invalid_data', { name: 'ValidationError', message: z.prettifyError(data.error), code: 'events.invalid_data' });
-      return;
-    }
 
     const logger = this.deps.logger.child({ topic, eventType: type, eventId: envelope.id, group: this.group, delivery: delivery.deliveries });
     const labels = { topic, type, group: this.group };
     const stopTimer = this.deps.metrics.handlerDuration.startTimer(labels);
     try {
-      await runWithContext({ correlationId: envelope.correlationId, userId: envelope.actor, causationId: envelope.id }, () =>
-        this.deps.options.handle({ ...envelope, data: data.data } as EnvelopeOf<E>, { logger, delivery: delivery.deliveries, signal: this.abort.signal }),
-      );
+      await this.router.invoke(route, { logger, delivery: delivery.deliveries, signal: this.abort.signal });
     } catch (error) {
       stopTimer();
       if (isPermanentError(error)) {

@@ -1,0 +1,65 @@
+import type { Admin } from '@platformatic/kafka';
+
+/** What a topic the bus creates looks like. */
+export interface TopicSettings {
+  partitions: number;
+  replicationFactor: number;
+  /** `retention.ms` of event topics. */
+  retentionMs: number;
+}
+
+/** Kafka's error code for a topic that already exists. */
+const TOPIC_ALREADY_EXISTS = 36;
+
+function alreadyExists(error: unknown): boolean {
+  const nested = (error as { errors?: unknown[] }).errors ?? [];
+  return [error, ...nested].some((item) => (item as { apiCode?: number }).apiCode === TOPIC_ALREADY_EXISTS);
+}
+
+/**
+ * Creates the bus's topics on first use (the broker runs with `auto.create.topics.enable=false`, and
+ * an operator's cluster should too): event topics with the configured partitions and time retention,
+ * dead-letter topics compacted (a redriven or discarded dead letter is a tombstone) with one
+ * partition (oldest first). An existing topic is left as it is. Internal to the Kafka adapter.
+ */
+export class KafkaTopics {
+  private readonly created = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly admin: Admin,
+    private readonly settings: TopicSettings,
+  ) {}
+
+  /** Ensures an event topic exists. A failed attempt is forgotten, so the next call tries again. */
+  ensureEventTopic(name: string): Promise<void> {
+    return this.ensure(name, this.settings.partitions, [
+      { name: 'cleanup.policy', value: 'delete' },
+      { name: 'retention.ms', value: String(this.settings.retentionMs) },
+    ]);
+  }
+
+  /** Ensures a dead-letter topic exists. */
+  ensureDeadLetterTopic(name: string): Promise<void> {
+    return this.ensure(name, 1, [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'retention.ms', value: '-1' },
+    ]);
+  }
+
+  private ensure(name: string, partitions: number, configs: { name: string; value: string }[]): Promise<void> {
+    let pending = this.created.get(name);
+    if (!pending) {
+      pending = this.admin
+        .createTopics({ topics: [name], partitions, replicas: this.settings.replicationFactor, configs })
+        .then(
+          () => undefined,
+          (error: unknown) => {
+            if (!alreadyExists(error)) throw error;
+          },
+        );
+      pending.catch(() => this.created.delete(name));
+      this.created.set(name, pending);
+    }
+    return pending;
+  }
+}
