@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 /** One vitest project per workspace, so `npm test -w <service>` runs that service's tests alone. */
@@ -16,6 +17,13 @@ const workspaces = [
   'e2e',
 ];
 
+/**
+ * The projects with Kafka tests share one broker per run (`KAFKA_TEST_BROKERS`, or a local one
+ * started when a Kafka test file first asks for it).
+ */
+const kafkaProjects = new Set(['common', 'e2e']);
+const kafkaTestBrokerSetup = fileURLToPath(new URL('./common/src/testing/kafka-test-broker-setup.ts', import.meta.url));
+
 export default defineConfig({
   test: {
     projects: workspaces.map((name) => ({
@@ -26,6 +34,7 @@ export default defineConfig({
         testTimeout: name === 'e2e' ? 120_000 : 30_000,
         hookTimeout: name === 'e2e' ? 180_000 : 60_000,
         setupFiles: [],
+        globalSetup: kafkaProjects.has(name) ? [kafkaTestBrokerSetup] : [],
       },
     })),
   },

@@ -17,6 +17,7 @@ import { postsServiceEnv } from 'posts-service/config';
 import { profileServiceEnv } from 'profile-service/config';
 import { searchServiceEnv } from 'search-service/config';
 import { workerEnv } from 'worker/config';
+import { launcherEnv } from './launcher/launcher-env.ts';
 
 const sections: [string, z.ZodObject][] = [
   ['Every service', baseEnv],
@@ -30,7 +31,14 @@ const sections: [string, z.ZodObject][] = [
   ['notification-service', notificationServiceEnv],
   ['worker', workerEnv],
   ['mock-providers', mockProvidersEnv],
+  ['npm start and npm run kafka (read by the launcher, not the services)', launcherEnv],
 ];
+
+/**
+ * Variables whose mere presence changes what `npm start` does: shown commented out (with their
+ * default), so a `.env` copied from this file keeps the default behaviour.
+ */
+const SHOWN_UNSET = new Set(['KAFKA_BROKERS']);
 
 function defaultText(schema: z.ZodType): string | undefined {
   const result = schema.safeParse(undefined);
@@ -54,7 +62,7 @@ export function renderEnvExample(): string {
       const value = defaultText(field);
       const optional = field.safeParse(undefined).success;
       lines.push(`# ${field.description ?? name}${optional ? '' : ' (required)'}`);
-      lines.push(value === undefined ? `# ${name}=` : `${name}=${value}`);
+      lines.push(value === undefined || SHOWN_UNSET.has(name) ? `# ${name}=${value ?? ''}` : `${name}=${value}`);
     }
     if (lines.length > 0) out.push(`## ${title}`, ...lines, '');
   }

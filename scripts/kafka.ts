@@ -6,13 +6,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfigOrExit } from '@civildiy/common';
 import { KafkaToolingMissingError, LocalKafkaBroker } from '@civildiy/common/kafka';
+import { launcherEnv } from './launcher/launcher-env.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 if (existsSync(path.join(root, '.env'))) process.loadEnvFile(path.join(root, '.env'));
 const dataDir = path.resolve(root, process.env.DATA_DIR ?? '.data');
-const port = Number(process.env.KAFKA_PORT ?? 9092);
-const controllerPort = Number(process.env.KAFKA_CONTROLLER_PORT ?? 9093);
+const { KAFKA_PORT: port, KAFKA_CONTROLLER_PORT: controllerPort } = loadConfigOrExit(launcherEnv);
 
 let broker: LocalKafkaBroker;
 try {

@@ -36,7 +36,31 @@ describe('config', () => {
   it('treats an empty variable as unset', () => {
     expect(loadConfig(schema, { SECRET: 'abcdefgh', PORT: '' }).PORT).toBe(8105);
   });
+
+  it('reads the event bus settings: Redis Streams by default, Kafka brokers as a list of host:port', () => {
+    expect(loadConfig(baseEnv, {})).toMatchObject({ EVENT_BUS: 'redis', KAFKA_BROKERS: ['127.0.0.1:9092'], KAFKA_PREFIX: '', KAFKA_PARTITIONS: 3 });
+    const kafka = loadConfig(baseEnv, { EVENT_BUS: 'kafka', KAFKA_BROKERS: 'kafka-1:9092, 10.0.0.2:19092,[::1]:9093', KAFKA_SESSION_TIMEOUT_MS: '45000' });
+    expect(kafka).toMatchObject({ EVENT_BUS: 'kafka', KAFKA_BROKERS: ['kafka-1:9092', '10.0.0.2:19092', '[::1]:9093'], KAFKA_SESSION_TIMEOUT_MS: 45_000 });
+  });
+
+  it.each(['kafka-1:9092,,kafka-2:9092', 'kafka-1', 'kafka-1:0', 'kafka-1:70000', 'http://kafka-1:9092', ' , '])(
+    'rejects KAFKA_BROKERS=%j naming the variable',
+    (brokers) => {
+      const error = catchError(() => loadConfig(baseEnv, { KAFKA_BROKERS: brokers }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).problems.map((p) => p.variable)).toEqual(['KAFKA_BROKERS']);
+    },
+  );
 });
+
+function catchError(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
 
 describe('ids', () => {
   it('makes time-ordered UUIDv7 for new entities', () => {

@@ -4,7 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError } from '@civildiy/common';
 import { freePort, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
+import { planEventTransport } from '../../scripts/launcher/event-transport.ts';
 import { decideAfterExit, MAX_RESTARTS_PER_WINDOW, RESTART_WINDOW_MS } from '../../scripts/launcher/restart-policy.ts';
 import { root } from './system.ts';
 
@@ -28,7 +30,7 @@ interface LauncherRun {
   cleanUp(): Promise<void>;
 }
 
-async function startLauncher(extraEnv: Record<string, string> = {}): Promise<LauncherRun> {
+async function startLauncher(extraEnv: Record<string, string> = {}, services: readonly Service[] = SERVICES): Promise<LauncherRun> {
   const [payments, messaging, embeddings, auth, orders, worker] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
   const url = (port: number | undefined) => `http://127.0.0.1:${port}`;
   const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-launcher-'));
@@ -51,9 +53,11 @@ async function startLauncher(extraEnv: Record<string, string> = {}): Promise<Lau
     ARGON2_MEMORY_KIB: '1024',
     ARGON2_TIME_COST: '1',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // Not whatever the shell running the tests says: the tests below choose Kafka themselves.
+    EVENT_BUS: 'redis',
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', ...SERVICES], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', ...services], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -198,6 +202,76 @@ describe('npm start supervises the services', () => {
     expect(exit.code).toBe(0);
     expect(run.output()).toMatch(/CivilDIY stopped \(exit code 0\)/);
     expect(pids.filter(isAlive)).toEqual([]);
+  });
+});
+
+describe('npm start with EVENT_BUS=kafka', () => {
+  const runs: LauncherRun[] = [];
+  const folders: string[] = [];
+  /** A PATH with nothing on it: no `java`, no `mvn` (the launcher and the services run from process.execPath). */
+  const pathWithoutJava = async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'civildiy-no-java-'));
+    folders.push(folder);
+    return folder;
+  };
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((run) => run.cleanUp()));
+    await Promise.all(folders.splice(0).map((folder) => rm(folder, { recursive: true, force: true })));
+  });
+
+  it('without Java and without KAFKA_BROKERS, stops with one line saying what to install and exit code 1, no stack trace', async () => {
+    const run = await startLauncher({ EVENT_BUS: 'kafka', KAFKA_BROKERS: '', PATH: await pathWithoutJava() });
+    runs.push(run);
+
+    const exit = await run.exited;
+
+    expect(exit.code, run.output()).toBe(1);
+    const lines = run.output().split('\n');
+    const message = lines.filter((line) => line.includes('Java 17'));
+    expect(message, run.output()).toHaveLength(1);
+    expect(message[0]).toMatch(/^Kafka needs Java 17 or newer .* or use EVENT_BUS=redis\.$/);
+    expect(run.output()).not.toMatch(/^\s+at /m);
+    expect(run.output()).not.toContain('KafkaToolingMissingError');
+    expect(run.pids('mock-providers')).toEqual([]);
+  });
+
+  it('with KAFKA_BROKERS set, starts no broker and runs on that cluster', async () => {
+    // Without Java on the PATH, a broker start would fail: the run getting to "running" shows none was tried.
+    const run = await startLauncher({ EVENT_BUS: 'kafka', KAFKA_BROKERS: '127.0.0.1:1', PATH: await pathWithoutJava() }, ['mock-providers']);
+    runs.push(run);
+
+    await run.waitFor(/CivilDIY is running/, START_TIMEOUT_MS);
+
+    expect(run.output()).toContain('events run on Kafka at 127.0.0.1:1 (KAFKA_BROKERS)');
+    expect(run.output()).not.toContain('starting the Kafka broker');
+    const exit = await run.interrupt();
+    expect(exit.code).toBe(0);
+  });
+});
+
+describe('the launcher event transport decision', () => {
+  it('runs on Redis Streams by default, whatever KAFKA_BROKERS says', () => {
+    expect(planEventTransport({})).toEqual({ kind: 'redis' });
+    expect(planEventTransport({ EVENT_BUS: 'redis', KAFKA_BROKERS: 'kafka-1:9092' })).toEqual({ kind: 'redis' });
+  });
+
+  it('uses the cluster KAFKA_BROKERS names and starts no broker', () => {
+    expect(planEventTransport({ EVENT_BUS: 'kafka', KAFKA_BROKERS: 'kafka-1:9092, kafka-2:9092' })).toEqual({ kind: 'kafka', brokers: ['kafka-1:9092', 'kafka-2:9092'] });
+  });
+
+  it('starts a local broker on KAFKA_PORT and KAFKA_CONTROLLER_PORT when KAFKA_BROKERS is unset or empty', () => {
+    expect(planEventTransport({ EVENT_BUS: 'kafka' })).toEqual({ kind: 'local kafka', port: 9092, controllerPort: 9093 });
+    expect(planEventTransport({ EVENT_BUS: 'kafka', KAFKA_BROKERS: '', KAFKA_PORT: '19092', KAFKA_CONTROLLER_PORT: '19093' })).toEqual({
+      kind: 'local kafka',
+      port: 19092,
+      controllerPort: 19093,
+    });
+  });
+
+  it('names a bad variable', () => {
+    expect(() => planEventTransport({ EVENT_BUS: 'kafak' })).toThrow(ConfigError);
+    expect(() => planEventTransport({ EVENT_BUS: 'kafka', KAFKA_BROKERS: 'kafka-1' })).toThrow(/KAFKA_BROKERS/);
+    expect(() => planEventTransport({ EVENT_BUS: 'kafka', KAFKA_PORT: 'ninety' })).toThrow(/KAFKA_PORT/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
-import type { EventBus, GroupInfo } from '@civildiy/common/events';
+import type { EventBusAdmin, GroupInfo } from '@civildiy/common/events';
 import type { ProjectionOutcome } from './feed-projection.ts';
 
 /** Counts what the projection did with each event. */
@@ -9,8 +9,8 @@ export interface FeedMetrics {
 
 /** Options of {@link feedMetrics}. */
 export interface FeedMetricsOptions {
-  /** The bus the live consumer group reads from (its lag is read at scrape time). */
-  bus: EventBus;
+  /** Where the live consumer group's lag and pending events are read, at scrape time. */
+  admin: Pick<EventBusAdmin, 'groups'>;
   /** The live consumer group. */
   group: string;
   /** The topics it consumes. */
@@ -63,7 +63,7 @@ export function feedMetrics(options: FeedMetricsOptions): FeedMetrics {
     const stats = new Map<string, GroupInfo>();
     await Promise.all(
       options.topics.map(async (topic) => {
-        const group = (await within(options.bus.groups(topic)))?.find((info) => info.name === options.group);
+        const group = (await within(options.admin.groups(topic)))?.find((info) => info.name === options.group);
         if (group) stats.set(topic, group);
       }),
     );

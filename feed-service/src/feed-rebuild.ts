@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '@civildiy/common';
-import type { EventBus } from '@civildiy/common/events';
+import type { EventBusAdmin, EventSubscriber } from '@civildiy/common/events';
 import type { Redis } from '@civildiy/common/redis';
 import { FeedGenerations, type RebuildMarker } from './feed-generations.ts';
 import { FeedProjection } from './feed-projection.ts';
@@ -57,7 +57,10 @@ export interface RebuildResult {
 
 /** Options of {@link rebuildFeed}. */
 export interface RebuildOptions {
-  bus: EventBus;
+  /** Where the replay group reads the topics. */
+  subscriber: EventSubscriber;
+  /** Creates, watches and deletes the replay group. */
+  admin: EventBusAdmin;
   redis: Redis;
   /** `REDIS_KEY_PREFIX`. */
   prefix: string;
@@ -81,11 +84,11 @@ export interface RebuildOptions {
  */
 export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResult> {
   const started = performance.now();
-  const { bus, logger } = options;
+  const { admin, logger } = options;
   const generations = new FeedGenerations(options.redis, options.prefix);
   const marker = await generations.beginRebuild();
   if (!marker.resumed) {
-    for (const topic of FEED_TOPICS) await bus.resetGroup(topic, marker.group, 'start');
+    for (const topic of FEED_TOPICS) await admin.resetGroup(topic, marker.group, 'start');
   }
   logger.info({ generation: marker.generation, group: marker.group, resumed: marker.resumed }, marker.resumed ? 'resuming the feed rebuild' : 'feed rebuild started');
 
@@ -97,7 +100,7 @@ export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResul
     ...(options.tombstoneTtlMs === undefined ? {} : { tombstoneTtlMs: options.tombstoneTtlMs }),
   });
   const subscription = subscribeToFeedEvents({
-    bus,
+    subscriber: options.subscriber,
     projection,
     group: marker.group,
     concurrency: options.concurrency ?? 32,
@@ -120,7 +123,7 @@ export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResul
     await subscription.ready;
     for (;;) {
       if (options.signal?.aborted) return result('interrupted');
-      const progress = { generation: marker.generation, ...counts, ...(await replayState(bus, marker)) };
+      const progress = { generation: marker.generation, ...counts, ...(await replayState(admin, marker)) };
       report(progress);
       if (progress.caughtUp) break;
       await delay(options.progressIntervalMs ?? 2_000, undefined, options.signal ? { signal: options.signal } : {}).catch(() => undefined);
@@ -128,7 +131,7 @@ export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResul
     await subscription.close();
     const previous = await generations.swap(marker.generation);
     if (previous === undefined) throw new Error(`The rebuild of generation ${marker.generation} was ended elsewhere; nothing was swapped`);
-    for (const topic of FEED_TOPICS) await bus.deleteGroup(topic, marker.group);
+    for (const topic of FEED_TOPICS) await admin.deleteGroup(topic, marker.group);
     const deleted = await generations.drop(previous);
     logger.info({ generation: marker.generation, previous, deletedKeys: deleted }, 'feed rebuild swapped in');
     return result('swapped', previous);
@@ -138,12 +141,12 @@ export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResul
 }
 
 /** Where the replay group stands on every topic. */
-async function replayState(bus: EventBus, marker: RebuildMarker): Promise<Pick<RebuildProgress, 'lag' | 'pending' | 'caughtUp'>> {
+async function replayState(admin: EventBusAdmin, marker: RebuildMarker): Promise<Pick<RebuildProgress, 'lag' | 'pending' | 'caughtUp'>> {
   const lag: Record<string, number | null> = {};
   let pending = 0;
   let caughtUp = true;
   for (const topic of FEED_TOPICS) {
-    const group = (await bus.groups(topic)).find((info) => info.name === marker.group);
+    const group = (await admin.groups(topic)).find((info) => info.name === marker.group);
     lag[topic] = group ? group.lag : null;
     pending += group?.pending ?? 0;
     if (!group || group.lag !== 0 || group.pending !== 0) caughtUp = false;
@@ -156,11 +159,11 @@ async function replayState(bus: EventBus, marker: RebuildMarker): Promise<Pick<R
  * live projection stops writing its generation, then its group and keys are deleted. Resolves with
  * the abandoned generation, or `undefined` when none was in progress.
  */
-export async function abortRebuild(options: { bus: EventBus; redis: Redis; prefix: string }): Promise<number | undefined> {
+export async function abortRebuild(options: { admin: EventBusAdmin; redis: Redis; prefix: string }): Promise<number | undefined> {
   const generations = new FeedGenerations(options.redis, options.prefix);
   const marker = await generations.rebuild();
   if (!marker || !(await generations.endRebuild(marker.generation))) return undefined;
-  for (const topic of FEED_TOPICS) await options.bus.deleteGroup(topic, marker.group);
+  for (const topic of FEED_TOPICS) await options.admin.deleteGroup(topic, marker.group);
   await generations.drop(marker.generation);
   return marker.generation;
 }

@@ -1,4 +1,4 @@
-import type { EventBus, Subscription } from '@civildiy/common/events';
+import type { EventSubscriber, Subscription } from '@civildiy/common/events';
 import { FEED_EVENTS, type FeedProjection, type ProjectionOutcome } from './feed-projection.ts';
 
 /** The live consumer group of feed-service on both topics it reads. */
@@ -9,7 +9,7 @@ export const FEED_TOPICS = [...new Set(FEED_EVENTS.map((event) => event.topic))]
 
 /** What {@link subscribeToFeedEvents} takes. */
 export interface FeedSubscriptionOptions {
-  bus: EventBus;
+  subscriber: EventSubscriber;
   projection: FeedProjection;
   /** Default: {@link CONSUMER_GROUP} (a rebuild reads under a group of its own). */
   group?: string;
@@ -25,7 +25,7 @@ export interface FeedSubscriptionOptions {
  * or reordered event cannot change the outcome.
  */
 export function subscribeToFeedEvents(options: FeedSubscriptionOptions): Subscription {
-  return options.bus.subscribe({
+  return options.subscriber.subscribe({
     group: options.group ?? CONSUMER_GROUP,
     events: FEED_EVENTS,
     concurrency: options.concurrency ?? 16,

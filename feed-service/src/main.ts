@@ -10,16 +10,16 @@ import { FeedReader } from './feed-reader.ts';
 import { CONSUMER_GROUP, FEED_TOPICS, subscribeToFeedEvents } from './handlers.ts';
 
 const config = loadConfigOrExit(feedServiceEnv);
-const { logger, shutdown, bus, redis, readiness } = await startRuntime({
+const { logger, shutdown, events, redis, readiness } = await startRuntime({
   service: 'feed-service',
   config,
 });
 const prefix = config.REDIS_KEY_PREFIX;
 
 const generations = new FeedGenerations(redis, prefix);
-const metrics = feedMetrics({ bus, group: CONSUMER_GROUP, topics: FEED_TOPICS, generation: () => generations.current() });
+const metrics = feedMetrics({ admin: events.admin, group: CONSUMER_GROUP, topics: FEED_TOPICS, generation: () => generations.current() });
 const projection = new FeedProjection({ redis, prefix, tombstoneTtlMs: config.FEED_TOMBSTONE_TTL_MS });
-const subscription = subscribeToFeedEvents({ bus, projection, concurrency: config.FEED_CONCURRENCY, onOutcome: (type, outcome) => metrics.record(type, outcome) });
+const subscription = subscribeToFeedEvents({ subscriber: events.subscriber, projection, concurrency: config.FEED_CONCURRENCY, onOutcome: (type, outcome) => metrics.record(type, outcome) });
 shutdown.add('feed consumer', () => subscription.close());
 
 const app = await buildApp({ http: httpSettings(config), reader: new FeedReader(redis, prefix), logger, readiness });

@@ -8,16 +8,17 @@ import { abortRebuild, rebuildFeed } from './feed-rebuild.ts';
 // it again to resume, or with --abort to drop the unfinished generation.
 
 const config = loadConfigOrExit(feedServiceEnv);
-const { logger, shutdown, bus, redis } = await startRuntime({ service: 'feed-rebuild', config });
+const { logger, shutdown, events, redis } = await startRuntime({ service: 'feed-rebuild', config });
 const prefix = config.REDIS_KEY_PREFIX;
 
 if (process.argv.includes('--abort')) {
-  const generation = await abortRebuild({ bus, redis, prefix });
+  const generation = await abortRebuild({ admin: events.admin, redis, prefix });
   logger.info({ generation }, generation === undefined ? 'no feed rebuild in progress' : 'feed rebuild abandoned');
 } else {
   const stop = new AbortController();
   const rebuild = rebuildFeed({
-    bus,
+    subscriber: events.subscriber,
+    admin: events.admin,
     redis,
     prefix,
     logger,
@@ -27,7 +28,7 @@ if (process.argv.includes('--abort')) {
       logger.info({ generation, applied, ignored, lag, pending }, `generation ${generation}: ${applied} events applied, ${ignored} unchanged, lag ${formatLag(lag)}, ${pending} pending`),
     signal: stop.signal,
   });
-  // Ctrl-C / SIGTERM: the runtime's shutdown runs this step first, then closes the bus and Redis.
+  // Ctrl-C / SIGTERM: the runtime's shutdown runs this step first, then closes the event bus and Redis.
   shutdown.add('feed rebuild', () => {
     stop.abort();
     return rebuild.catch(() => undefined);

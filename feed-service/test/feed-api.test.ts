@@ -35,10 +35,10 @@ beforeEach(async () => {
   bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, claimIdleMs: 1_000, blockMs: 200 });
   registry = new Registry();
   const generations = new FeedGenerations(redis, prefix);
-  const metrics = feedMetrics({ bus, group: CONSUMER_GROUP, topics: FEED_TOPICS, generation: () => generations.current(), registry });
+  const metrics = feedMetrics({ admin: bus, group: CONSUMER_GROUP, topics: FEED_TOPICS, generation: () => generations.current(), registry });
   startConsumer = () => {
     subscription = subscribeToFeedEvents({
-      bus,
+      subscriber: bus,
       projection: new FeedProjection({ redis, prefix }),
       concurrency: 8,
       onOutcome: (type, outcome) => metrics.record(type, outcome),

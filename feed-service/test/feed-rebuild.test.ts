@@ -29,7 +29,7 @@ beforeEach(async () => {
   redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, claimIdleMs: 1_000, blockMs: 200 });
   generations = new FeedGenerations(redis, prefix);
-  live = subscribeToFeedEvents({ bus, projection: new FeedProjection({ redis, prefix }), concurrency: 8 });
+  live = subscribeToFeedEvents({ subscriber: bus, projection: new FeedProjection({ redis, prefix }), concurrency: 8 });
   await live.ready;
   app = await buildApp({ reader: new FeedReader(redis, prefix), logger, readiness: {}, logRequests: false });
   await app.ready();
@@ -100,7 +100,8 @@ describe('feed rebuild', () => {
     const reads: Promise<{ status: number; items: FeedItem[] }>[] = [];
     const progress: RebuildProgress[] = [];
     const result = await rebuildFeed({
-      bus,
+      subscriber: bus,
+      admin: bus,
       redis,
       prefix,
       logger,
@@ -132,7 +133,8 @@ describe('feed rebuild', () => {
     const during: Promise<unknown>[] = [];
     const duringPosts = [newPost({ minute: 500 }), newPost({ minute: 501 })];
     const result = await rebuildFeed({
-      bus,
+      subscriber: bus,
+      admin: bus,
       redis,
       prefix,
       logger,
@@ -160,7 +162,7 @@ describe('feed rebuild', () => {
 
     const stop = new AbortController();
     stop.abort();
-    const interrupted = await rebuildFeed({ bus, redis, prefix, logger, progressIntervalMs: 20, signal: stop.signal });
+    const interrupted = await rebuildFeed({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs: 20, signal: stop.signal });
     expect(interrupted).toMatchObject({ status: 'interrupted', generation: 2 });
     expect(await generations.rebuild()).toMatchObject({ generation: 2 });
     expect((await feed()).items.map((item) => item.postId)).toEqual([first.postId]);
@@ -171,7 +173,7 @@ describe('feed rebuild', () => {
     await liveSettled();
     expect((await generations.dump(2)).global.map(([postId]) => postId)).toContain(second.postId);
 
-    const resumed = await rebuildFeed({ bus, redis, prefix, logger, progressIntervalMs: 20 });
+    const resumed = await rebuildFeed({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs: 20 });
     expect(resumed).toMatchObject({ status: 'swapped', generation: 2, resumed: true });
     expect((await feed()).items.map((item) => item.postId)).toEqual([second.postId, first.postId]);
   });
@@ -182,10 +184,10 @@ describe('feed rebuild', () => {
     await liveSettled();
     const stop = new AbortController();
     stop.abort();
-    await rebuildFeed({ bus, redis, prefix, logger, signal: stop.signal });
+    await rebuildFeed({ subscriber: bus, admin: bus, redis, prefix, logger, signal: stop.signal });
 
-    expect(await abortRebuild({ bus, redis, prefix })).toBe(2);
-    expect(await abortRebuild({ bus, redis, prefix })).toBeUndefined();
+    expect(await abortRebuild({ admin: bus, redis, prefix })).toBe(2);
+    expect(await abortRebuild({ admin: bus, redis, prefix })).toBeUndefined();
     expect(await generations.rebuild()).toBeUndefined();
     expect(await generations.current()).toBe(1);
     for (const topic of FEED_TOPICS) expect((await bus.groups(topic)).map((group) => group.name)).toEqual([CONSUMER_GROUP]);
@@ -197,7 +199,7 @@ describe('feed rebuild', () => {
     expect((await feed()).items.map((item) => item.postId)).toEqual([later.postId, post.postId]);
 
     // The next rebuild takes a fresh generation number.
-    expect(await rebuildFeed({ bus, redis, prefix, logger, progressIntervalMs: 20 })).toMatchObject({ status: 'swapped', generation: 3, previous: 1 });
+    expect(await rebuildFeed({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs: 20 })).toMatchObject({ status: 'swapped', generation: 3, previous: 1 });
     expect((await feed()).items.map((item) => item.postId)).toEqual([later.postId, post.postId]);
   });
 });

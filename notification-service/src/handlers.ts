@@ -1,7 +1,7 @@
 import { derivedId, type Logger } from '@civildiy/common';
 import { sendNotification, userRegistered } from '@civildiy/common/contracts';
 import type { Database } from '@civildiy/common/db';
-import type { EventBus, Subscription } from '@civildiy/common/events';
+import type { EventSubscriber, Subscription } from '@civildiy/common/events';
 import { outbox, processOnce } from '@civildiy/common/outbox';
 import type { TaskWorker } from '@civildiy/common/tasks';
 import { deliverNotification, rememberContact, type MessageSender } from './notifications.ts';
@@ -14,8 +14,8 @@ export const CONSUMER_GROUP = 'notification-service';
  * Consumes `user.registered`: keeps the contact copy and requests the welcome message, in one
  * transaction, once per event.
  */
-export function subscribeToRegistrations(deps: { bus: EventBus; db: Database<typeof schema>; onChange: () => void }): Subscription {
-  return deps.bus.subscribe({
+export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; onChange: () => void }): Subscription {
+  return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [userRegistered],
     concurrency: 8,

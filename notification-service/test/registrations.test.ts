@@ -26,7 +26,7 @@ describe.each(DATABASE_TARGETS)('user.registered consumption on %s', (target) =>
     database = await openTestDatabase(target, { service: 'notification-service', migrationsFolder, schema });
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
     subscription = subscribeToRegistrations({
-      bus,
+      subscriber: bus,
       db: database.db,
       onChange: () => {
         changes += 1;

@@ -1,7 +1,7 @@
 import type { Logger } from '@civildiy/common';
 import { orderProcessed } from '@civildiy/common/contracts';
 import type { Database } from '@civildiy/common/db';
-import type { EventBus, Subscription } from '@civildiy/common/events';
+import type { EventSubscriber, Subscription } from '@civildiy/common/events';
 import { processOnce } from '@civildiy/common/outbox';
 import { applyOutcome } from './orders.ts';
 import type * as schema from './db/schema.ts';
@@ -13,8 +13,8 @@ export const CONSUMER_GROUP = 'order-service';
  * Consumes `order.processed`: marks the order confirmed or rejected and requests the customer's
  * notification, once per event (inbox) and in one transaction with the outbox row.
  */
-export function subscribeToOutcomes(deps: { bus: EventBus; db: Database<typeof schema>; logger: Logger; onChange: () => void }): Subscription {
-  return deps.bus.subscribe({
+export function subscribeToOutcomes(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; logger: Logger; onChange: () => void }): Subscription {
+  return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [orderProcessed],
     // Outcomes of different orders are independent (the bus keeps one order's events in sequence);

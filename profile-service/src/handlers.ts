@@ -1,6 +1,6 @@
 import { userRegistered } from '@civildiy/common/contracts';
 import type { Database } from '@civildiy/common/db';
-import type { EventBus, Subscription } from '@civildiy/common/events';
+import type { EventSubscriber, Subscription } from '@civildiy/common/events';
 import { processOnce } from '@civildiy/common/outbox';
 import { createProfileOnRegistration } from './profiles.ts';
 import type * as schema from './db/schema.ts';
@@ -13,8 +13,8 @@ export const CONSUMER_GROUP = 'profile-service';
  * in one transaction, once per event (inbox) and once per user (a later event for a user with a
  * profile changes nothing).
  */
-export function subscribeToRegistrations(deps: { bus: EventBus; db: Database<typeof schema>; onChange: () => void }): Subscription {
-  return deps.bus.subscribe({
+export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; onChange: () => void }): Subscription {
+  return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [userRegistered],
     concurrency: 8,

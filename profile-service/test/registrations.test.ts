@@ -71,7 +71,7 @@ describe.each(DATABASE_TARGETS)('profiles from user.registered on %s', (target) 
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
     relay = new OutboxRelay({ db: database.db, publisher: bus, logger, pollIntervalMs: 200 });
     relay.start();
-    subscription = subscribeToRegistrations({ bus, db: database.db, onChange: () => relay.wake() });
+    subscription = subscribeToRegistrations({ subscriber: bus, db: database.db, onChange: () => relay.wake() });
     observer = bus.subscribe({ group: observerGroup, events: [profileUpdated], handle: (envelope) => events.add(envelope) });
     tokens = await createTestTokens();
     app = await buildApp({

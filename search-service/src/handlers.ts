@@ -1,5 +1,5 @@
 import { postCreated, postDeleted, postUpdated } from '@civildiy/common/contracts';
-import { isEvent, type EventBus, type Subscription } from '@civildiy/common/events';
+import { isEvent, type EventSubscriber, type Subscription } from '@civildiy/common/events';
 import { processOnce } from '@civildiy/common/outbox';
 import { queuePostVersion, removePost, type PostEventOutcome } from './post-events.ts';
 import type { SearchDb } from './search-state.ts';
@@ -12,7 +12,7 @@ export const POST_EVENTS = [postCreated, postUpdated, postDeleted];
 
 /** What {@link subscribeToPostEvents} takes. */
 export interface PostEventsSubscriptionOptions {
-  bus: EventBus;
+  subscriber: EventSubscriber;
   db: SearchDb;
   /** `SEARCH_TEXT_MAX_CHARS`. */
   textMaxChars: number;
@@ -28,7 +28,7 @@ export interface PostEventsSubscriptionOptions {
  * leaves a tombstone that keeps a late create or update out.
  */
 export function subscribeToPostEvents(options: PostEventsSubscriptionOptions): Subscription {
-  return options.bus.subscribe({
+  return options.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: POST_EVENTS,
     concurrency: options.concurrency ?? 16,

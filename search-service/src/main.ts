@@ -19,7 +19,7 @@ import { columnDimensions } from './search-state.ts';
 import { SemanticSearch } from './semantic-search.ts';
 
 const config = loadConfigOrExit(searchServiceEnv);
-const { logger, shutdown, bus, database, tasks, readiness } = await startRuntime({
+const { logger, shutdown, events, database, tasks, readiness } = await startRuntime({
   service: 'search-service',
   config,
   database: {
@@ -84,7 +84,7 @@ await control.start();
 shutdown.add('reindex control worker', () => control.close({ timeoutMs: 5_000 }));
 
 const subscription = subscribeToPostEvents({
-  bus,
+  subscriber: events.subscriber,
   db,
   textMaxChars: config.SEARCH_TEXT_MAX_CHARS,
   concurrency: config.SEARCH_CONSUMER_CONCURRENCY,

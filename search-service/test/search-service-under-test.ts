@@ -166,7 +166,7 @@ export async function startSearchService(name: string, options: StartOptions): P
   switcher.start();
   if (options.startBatcher ?? true) batcher.start();
 
-  const subscription: Subscription = subscribeToPostEvents({ bus, db, textMaxChars: 4_000, concurrency: 8, onQueued: () => batcher.wake() });
+  const subscription: Subscription = subscribeToPostEvents({ subscriber: bus, db, textMaxChars: 4_000, concurrency: 8, onQueued: () => batcher.wake() });
   await subscription.ready;
 
   const embedder = new QueryEmbedder({

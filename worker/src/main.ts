@@ -9,7 +9,7 @@ import { workerEnv } from './config.ts';
 import { registerHandlers } from './handlers.ts';
 
 const config = loadConfigOrExit(workerEnv);
-const { logger, shutdown, bus, readiness } = await startRuntime({ service: 'worker', config });
+const { logger, shutdown, events, readiness } = await startRuntime({ service: 'worker', config });
 const consumes = (queue: string) => (config.WORKER_QUEUES as readonly string[]).includes(queue);
 
 const worker = new TaskWorker({
@@ -30,7 +30,7 @@ const orders = consumes(processOrder.queue)
         breaker: { consecutiveFailures: config.PAYMENTS_BREAKER_FAILURES, halfOpenAfterMs: config.PAYMENTS_BREAKER_HALF_OPEN_MS },
         logger,
       }),
-      events: bus,
+      events: events.publisher,
     }
   : undefined;
 const embeddings = consumes(embedBatch.queue)

@@ -62,12 +62,32 @@ export const envBool = z
 /** A comma-separated list from an environment string. */
 export const envList = z.string().transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
 
+/** `host:port` with a host name, an IPv4 address or a bracketed IPv6 address, and a port 1..65535. */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+/**
+ * A comma-separated list of `host:port` addresses from an environment string (e.g. Kafka's bootstrap
+ * brokers), trimmed. Unlike {@link envList}, an empty entry (`a:1,,b:2`) is an error, as is an
+ * entry without a valid port.
+ */
+export const envHostPortList = z.string().transform((value, ctx) => {
+  const entries = value.split(',').map((entry) => entry.trim());
+  const bad = entries.filter((entry) => {
+    const port = HOST_PORT.exec(entry)?.[1];
+    return port === undefined || Number(port) < 1 || Number(port) > 65_535;
+  });
+  if (bad.length > 0) {
+    ctx.addIssue({ code: 'custom', message: `not host:port: ${bad.map((entry) => (entry === '' ? 'an empty entry' : `"${entry}"`)).join(', ')}` });
+  }
+  return entries;
+});
+
 /** The variables every service reads. Extend it with the service's own: `baseEnv.extend({...})`. */
 export const baseEnv = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development').describe('development, test or production'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('a pino level'),
   HOST: z.string().default('127.0.0.1').describe('the address to listen on (0.0.0.0 in containers)'),
-  REDIS_BROKER_URL: z.url().default('redis://127.0.0.1:6379').describe('a redis:// URL of the task broker and event streams'),
+  REDIS_BROKER_URL: z.url().default('redis://127.0.0.1:6379').describe('a redis:// URL of the task broker (and of the event streams with EVENT_BUS=redis)'),
   REDIS_RESULT_BACKEND: z.url().optional().describe('a redis:// URL for task results (default: REDIS_BROKER_URL)'),
   REDIS_KEY_PREFIX: z
     .string()
@@ -80,6 +100,23 @@ export const baseEnv = z.object({
   EVENTS_CLAIM_IDLE_MS: envInt(1_000, 3_600_000)
     .default(30_000)
     .describe("an event a consumer read but did not acknowledge this long (its handler failed or its process died) is taken over by another consumer of the group (ms)"),
+  EVENT_BUS: z
+    .enum(['redis', 'kafka'])
+    .default('redis')
+    .describe('the event bus transport: redis (Redis Streams on REDIS_BROKER_URL) or kafka (KAFKA_BROKERS; npm start runs a local broker when KAFKA_BROKERS is unset)'),
+  KAFKA_BROKERS: envHostPortList
+    .default(['127.0.0.1:9092'])
+    .describe('EVENT_BUS=kafka: comma-separated host:port of the bootstrap brokers; when unset, npm start runs a local broker (KAFKA_PORT) and points the services at it'),
+  KAFKA_PARTITIONS: envInt(1, 10_000).default(3).describe('EVENT_BUS=kafka: partitions of a topic the bus creates (an existing topic keeps its own)'),
+  KAFKA_REPLICATION_FACTOR: envInt(1, 100).default(1).describe('EVENT_BUS=kafka: replicas of a topic the bus creates (at most the number of brokers)'),
+  KAFKA_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/)
+    .default('')
+    .describe('EVENT_BUS=kafka: put before every topic and consumer group name (letters, digits, . _ -), so several systems or test runs can share one cluster'),
+  KAFKA_SESSION_TIMEOUT_MS: envInt(6_000, 300_000)
+    .default(10_000)
+    .describe("EVENT_BUS=kafka: a consumer not heard of for this long loses its partitions to its group's other members (ms)"),
   EMBEDDED_VACUUM_INTERVAL_MS: envInt(1_000, 86_400_000)
     .default(600_000)
     .describe('how often an embedded (PGlite) database is vacuumed and analysed, as autovacuum would on a server (ms)'),

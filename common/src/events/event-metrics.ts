@@ -32,8 +32,6 @@ export interface EventMetrics {
 }
 
 const SCRAPE_TIMEOUT_MS = 1_000;
-/** How long one read of the groups' stats serves the gauges of a scrape. */
-const SHARED_READ_MS = 500;
 
 // Shared across copies of this module (one process may load `common` twice), keyed by registry.
 const globalKey = '__civildiyEventGroupSources';
@@ -95,11 +93,16 @@ export function eventMetrics(registry: Registry = globalRegistry): EventMetrics 
     });
 
   const sources = sourcesOf(registry);
-  // The three gauges of one scrape share one read per group (a scrape collects them back to back).
-  let recent: { at: number; read: Promise<Map<GroupStatsSource, GroupStats>> } | undefined;
+  // The three gauges of one scrape share one read per group: prom-client collects them concurrently,
+  // so a read still in flight is reused, and forgotten once it has answered.
+  let inFlight: Promise<Map<GroupStatsSource, GroupStats>> | undefined;
   const stats = (): Promise<Map<GroupStatsSource, GroupStats>> => {
-    if (!recent || Date.now() - recent.at > SHARED_READ_MS) recent = { at: Date.now(), read: readStats() };
-    return recent.read;
+    if (!inFlight) {
+      const read = readStats();
+      inFlight = read;
+      void read.finally(() => setImmediate(() => (inFlight = inFlight === read ? undefined : inFlight)));
+    }
+    return inFlight;
   };
   const readStats = async (): Promise<Map<GroupStatsSource, GroupStats>> => {
     const unique = new Map<string, GroupStatsSource>();

@@ -182,6 +182,7 @@ export class KafkaEventBus implements EventBus {
     try {
       await this.offsets.place(groupName(this.prefix, group), name, to);
     } catch (error) {
+      if (error instanceof TypeError) throw error;
       throw new Error(`Could not reset group ${group} on ${topic}: Kafka moves a group only while it has no live member (stop its consumers first)`, { cause: error });
     }
   }

@@ -24,6 +24,12 @@ function alreadyExists(error: unknown): boolean {
  */
 export class KafkaTopics {
   private readonly created = new Map<string, Promise<void>>();
+  /**
+   * Creations run one at a time: `@platformatic/kafka` 1.x deduplicates concurrent `createTopics`
+   * calls of one client whatever their topics, so a second topic requested meanwhile would never be
+   * created.
+   */
+  private serial: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly admin: Admin,
@@ -49,8 +55,9 @@ export class KafkaTopics {
   private ensure(name: string, partitions: number, configs: { name: string; value: string }[]): Promise<void> {
     let pending = this.created.get(name);
     if (!pending) {
-      pending = this.admin
-        .createTopics({ topics: [name], partitions, replicas: this.settings.replicationFactor, configs })
+      const create = () => this.admin.createTopics({ topics: [name], partitions, replicas: this.settings.replicationFactor, configs });
+      pending = this.serial
+        .then(create, create)
         .then(
           () => undefined,
           (error: unknown) => {
@@ -58,6 +65,7 @@ export class KafkaTopics {
           },
         );
       pending.catch(() => this.created.delete(name));
+      this.serial = pending.catch(() => undefined);
       this.created.set(name, pending);
     }
     return pending;

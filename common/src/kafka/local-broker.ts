@@ -3,6 +3,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -34,6 +35,12 @@ export interface LocalKafkaOptions {
   readyTimeoutMs?: number;
   /** Gets each line the broker writes (it logs warnings and errors only). Default: kept for error messages only. */
   onOutput?: (line: string) => void;
+  /**
+   * Broker settings written after (and so overriding) the defaults, e.g.
+   * `{ 'group.min.session.timeout.ms': '1000' }` for tests that wait for a killed consumer's
+   * session to expire. Default: none.
+   */
+  config?: Record<string, string>;
 }
 
 async function commandWorks(command: string, args: string[]): Promise<boolean> {
@@ -83,7 +90,7 @@ export async function fetchKafkaBroker(dataDir: string): Promise<string> {
 }
 
 /** The broker's configuration: one node that is broker and controller, replication factor 1 everywhere. */
-function serverProperties(options: { port: number; controllerPort: number; logDir: string; partitions: number }): string {
+function serverProperties(options: { port: number; controllerPort: number; logDir: string; partitions: number; config: Record<string, string> }): string {
   return [
     'process.roles=broker,controller',
     'node.id=1',
@@ -102,6 +109,8 @@ function serverProperties(options: { port: number; controllerPort: number; logDi
     // Topics come from the contracts, with their retention: a typo must not create one.
     'auto.create.topics.enable=false',
     'group.initial.rebalance.delay.ms=0',
+    // Later lines win: the caller's overrides.
+    ...Object.entries(options.config).map(([name, value]) => `${name}=${value}`),
     '',
   ].join('\n');
 }
@@ -112,7 +121,8 @@ function serverProperties(options: { port: number; controllerPort: number; logDi
  * `<dataDir>/kafka/data` (so topics and offsets survive a restart), listening on 127.0.0.1.
  */
 export class LocalKafkaBroker {
-  private exited: Promise<void>;
+  /** Resolves when the JVM has exited (stopped, killed or crashed). */
+  readonly exited: Promise<void>;
   private output: string[] = [];
 
   private constructor(
@@ -134,14 +144,22 @@ export class LocalKafkaBroker {
     const home = path.resolve(options.dataDir, 'kafka');
     const logDir = path.join(home, 'data');
     const config = path.join(home, 'server.properties');
-    await writeFile(config, serverProperties({ port, controllerPort, logDir, partitions: options.partitions ?? 3 }));
+    await writeFile(config, serverProperties({ port, controllerPort, logDir, partitions: options.partitions ?? 3, config: options.config ?? {} }));
     const classpath = `${lib}${path.sep}*`;
     const jvm = [`-Xmx${options.heapMb ?? 384}m`, `-Xms${Math.min(64, options.heapMb ?? 384)}m`, '-XX:+UseSerialGC', '-Dorg.slf4j.simpleLogger.defaultLogLevel=warn'];
     // Formatted once: a restart keeps topics, offsets and consumer groups.
     if (!existsSync(path.join(logDir, 'meta.properties'))) {
       await run('java', [...jvm, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '--standalone', '--ignore-formatted', '-t', clusterId(), '-c', config], { timeout: 120_000 });
     }
-    const child = spawn('java', [...jvm, '-cp', classpath, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A broker already on the port would answer the readiness check in this one's place.
+    for (const busy of [port, controllerPort]) {
+      if (!(await portIsFree(busy))) {
+        throw new Error(`Port ${busy} on 127.0.0.1 is in use (another Kafka broker?): stop it, or move this one with KAFKA_PORT / KAFKA_CONTROLLER_PORT`);
+      }
+    }
+    // Its own process group: a Ctrl-C in the terminal reaches the launcher, which stops the broker
+    // last, after the services that use it.
+    const child = spawn('java', [...jvm, '-cp', classpath, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const broker = new LocalKafkaBroker(child, `127.0.0.1:${port}`);
     for (const stream of [child.stdout!, child.stderr!]) {
       stream.setEncoding('utf8');
@@ -204,6 +222,15 @@ export class LocalKafkaBroker {
     }
     throw new Error(`The Kafka broker did not ${ended ? 'stay up' : `answer within ${timeoutMs} ms`}. Its last output:\n${this.output.join('\n')}`);
   }
+}
+
+/** Whether nothing listens on 127.0.0.1:`port`. */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** A KRaft cluster id: 16 random bytes, base64url (what `kafka-storage random-uuid` prints). */

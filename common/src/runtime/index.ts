@@ -1,12 +1,15 @@
 import type { RedisOptions } from 'ioredis';
 import type { RuntimeEnv } from '../config/index.ts';
 import { openDatabase, startEmbeddedVacuum, type OpenDatabase } from '../db/index.ts';
-import { RedisStreamsEventBus } from '../events/index.ts';
+import type { EventBusAdmin, EventPublisher, EventSubscriber } from '../events/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
 import { OutboxRelay } from '../outbox/index.ts';
 import { createRedis, failFastRedisOptions, pingRedis, redisReadiness, type Redis } from '../redis/index.ts';
 import { Shutdown, type ReadinessCheck } from '../service/index.ts';
 import { TaskClient } from '../tasks/index.ts';
+import { createEventBus, describeEventBus } from './event-bus-factory.ts';
+
+export { createEventBus, type CreateEventBusOptions, type EventBusEnv } from './event-bus-factory.ts';
 
 /** A service's own database, as {@link startRuntime} opens it. */
 export interface RuntimeDatabase<TSchema extends Record<string, unknown>> {
@@ -40,6 +43,19 @@ export interface RuntimeOptions {
   redisOptions?: RedisOptions;
 }
 
+/**
+ * The event bus as a service uses it: one port per audience, all backed by the adapter `EVENT_BUS`
+ * names (see {@link createEventBus}). The runtime owns the adapter and closes it at shutdown.
+ */
+export interface EventPorts {
+  /** Publishes events directly (services normally publish through the outbox; the relay uses this port). */
+  publisher: EventPublisher;
+  /** Subscribes a consumer group to events: a service's event handlers. */
+  subscriber: EventSubscriber;
+  /** Consumer groups, replay and dead letters: rebuilds, metrics, operator endpoints. */
+  admin: EventBusAdmin;
+}
+
 /** The shared parts every service process runs on. */
 export interface Runtime {
   logger: Logger;
@@ -56,11 +72,12 @@ export interface Runtime {
    * (`REDIS_RESULT_BACKEND`, else the broker), opened on first use.
    */
   tasks: TaskClient;
-  /** The event bus (Redis Streams). */
-  bus: RedisStreamsEventBus;
+  /** The event bus's ports (Redis Streams by default, Kafka with `EVENT_BUS=kafka`). */
+  events: EventPorts;
   /**
    * Readiness checks of what the runtime opened: `redis` (down at once while the connection is not
-   * established), and `database` when there is one.
+   * established), `events` with `EVENT_BUS=kafka` (the bus answers; on Redis Streams the `redis`
+   * check covers it), and `database` when there is one.
    */
   readiness: Record<string, ReadinessCheck>;
 }
@@ -138,15 +155,19 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
   shutdown.add('task results redis', () => (results.status === 'wait' ? results.disconnect() : results.quit()));
   const tasks = new TaskClient({ connection: redis, resultsConnection: results, prefix: config.REDIS_KEY_PREFIX, logger });
   shutdown.add('task client', () => tasks.close());
-  const bus = new RedisStreamsEventBus({ connection: config.REDIS_BROKER_URL, prefix: `${config.REDIS_KEY_PREFIX}:`, logger, claimIdleMs: config.EVENTS_CLAIM_IDLE_MS });
+  const bus = createEventBus(config, { service, logger });
   shutdown.add('event bus', () => bus.close());
+  logger.info({ transport: config.EVENT_BUS }, `event bus: ${describeEventBus(config)}`);
 
   const readiness: Record<string, ReadinessCheck> = { redis: redisReadiness(redis) };
-  const runtime: Runtime = { logger, shutdown, redis, tasks, bus, readiness };
+  // Bounded like every check (2 s, `checkReadiness`).
+  if (config.EVENT_BUS === 'kafka') readiness.events = () => bus.ping();
+  const events: EventPorts = { publisher: bus, subscriber: bus, admin: bus };
+  const runtime: Runtime = { logger, shutdown, redis, tasks, events, readiness };
   if (!database) return runtime;
 
   readiness.database = () => database.ping();
-  const relay = new OutboxRelay({ db: database.db, publisher: bus, tasks, logger });
+  const relay = new OutboxRelay({ db: database.db, publisher: events.publisher, tasks, logger });
   relay.start();
   // Rows that failed while the broker was away go out once it is back, not after the rest of their backoff.
   const retryWaitingRows = () => {

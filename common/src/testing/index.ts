@@ -1,4 +1,4 @@
-/** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes. */
+/** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes, the run's Kafka broker. */
 export { createTestTokens, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
@@ -17,3 +17,12 @@ export { newPostSnapshot } from './posts.ts';
 export { httpCall, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
 export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 export { PrivateRedisServer } from './redis-server.ts';
+export {
+  externalKafkaTestBrokers,
+  kafkaSkipNote,
+  kafkaTestBroker,
+  type KafkaBrokerServiceAnswer,
+  type KafkaTestBroker,
+  type KafkaTestBrokerProvided,
+  type KafkaTestBrokers,
+} from './kafka-test-broker.ts';
