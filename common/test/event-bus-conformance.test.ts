@@ -141,6 +141,21 @@ for (const transport of transports) describe.skipIf(transport.skipReason !== und
       expect(received.items.every((item) => item.delivery === 1)).toBe(true);
     });
 
+    test('catches up on a backlog larger than what a consumer holds at once, then keeps consuming new events', async () => {
+      const bus = namespace().bus();
+      // More than the Kafka adapter buffers per subscription (1,000): it must stop and resume fetching.
+      const backlog = 1_500;
+      for (let start = 0; start < backlog; start += 100) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => bus.publish(widgetCreated, { widgetId: `w${(start + i) % 40}`, n: start + i })));
+      }
+      const handled = new Set<number>();
+      await bus.subscribe({ group: 'late-reader', events: [widgetCreated], concurrency: 16, handle: (e) => void handled.add(e.data.n) }).ready;
+      await expect.poll(() => handled.size, { timeout: 60_000, interval: 100 }).toBe(backlog);
+
+      await Promise.all(Array.from({ length: 50 }, (_, i) => bus.publish(widgetCreated, { widgetId: `w${i % 40}`, n: backlog + i })));
+      await expect.poll(() => handled.size, { timeout: 20_000, interval: 50 }).toBe(backlog + 50);
+    }, 90_000);
+
     test('consumes the contracts of several topics in one subscription', async () => {
       const bus = namespace().bus();
       const received = new Received();

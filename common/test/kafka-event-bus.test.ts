@@ -124,6 +124,23 @@ describe.skipIf(kafka.status === 'skip')(`the Kafka event bus on a real broker $
     expect((await bus.deadLetters(widgetCreated.topic)).map((dead) => dead.envelope?.id)).toEqual([second.id]);
   });
 
+  it('sends an envelope published again (the relay retrying a delivery that timed out but landed) only once', async () => {
+    const bus = newBus(`kafka-${randomUUID().slice(0, 8)}.`);
+    const envelope = await bus.publish(widgetCreated, { widgetId: 'w-1', n: 1 });
+    await Promise.all([bus.publishEnvelope(envelope), bus.publishEnvelope(envelope)]);
+    await bus.publish(widgetCreated, { widgetId: 'w-1', n: 2 });
+    await bus.createGroup(widgetCreated.topic, 'counter', 'start');
+    expect((await bus.groups(widgetCreated.topic)).find((group) => group.name === 'counter')?.lag).toBe(2);
+  });
+
+  it('gives up publishing after publishTimeoutMs while no broker answers', async () => {
+    const bus = new KafkaEventBus({ brokers: ['127.0.0.1:1'], logger, publishTimeoutMs: 300 });
+    buses.push(bus);
+    const started = Date.now();
+    await expect(bus.publish(widgetCreated, { widgetId: 'w-1', n: 1 })).rejects.toThrow(/did not take event/);
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it('fails its readiness ping within a few seconds while no broker answers', async () => {
     const bus = new KafkaEventBus({ brokers: ['127.0.0.1:1'], logger });
     buses.push(bus);

@@ -1,43 +1,45 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
+import { eventBuses } from './event-buses.ts';
 import { call, registerUser, startSystem, type System } from './system.ts';
-
-let system: System;
-
-beforeAll(async () => {
-  system = await startSystem();
-}, 180_000);
-
-afterAll(async () => {
-  await system?.stop();
-});
 
 const poll = { timeout: 30_000, interval: 100 };
 
-const register = () => registerUser(system.urls.auth);
+/** Flow 5.1 with real processes, run once with the events on Redis Streams and once on Kafka. */
+for (const bus of await eventBuses()) describe.skipIf(bus.skipReason !== undefined)(`order flow across real processes, events on ${bus.title}`, () => {
+  let system: System;
 
-async function placeOrder(token: string, lines: { sku: string; quantity: number }[], idempotencyKey?: string) {
-  return call(`${system.urls.orders}/orders`, { token, body: { lines }, ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}) });
-}
+  beforeAll(async () => {
+    system = await startSystem({ env: bus.env() });
+  }, 180_000);
 
-async function orderStatus(token: string, id: string) {
-  return (await call(`${system.urls.orders}/orders/${id}`, { token })).body.status as string;
-}
+  afterAll(async () => {
+    await system?.stop();
+  });
 
-async function notificationsOf(token: string) {
-  return (await call(`${system.urls.notifications}/notifications`, { token })).body.items as { template: string; status: string; recipient: string }[];
-}
+  const register = () => registerUser(system.urls.auth);
 
-async function paymentsFor(orderId: string) {
-  return (await call(`${system.urls.payments}/v1/payments?reference=${orderId}`)).body.items as { status: string }[];
-}
+  async function placeOrder(token: string, lines: { sku: string; quantity: number }[], idempotencyKey?: string) {
+    return call(`${system.urls.orders}/orders`, { token, body: { lines }, ...(idempotencyKey ? { headers: { 'idempotency-key': idempotencyKey } } : {}) });
+  }
 
-async function setPaymentFaults(faults: Record<string, number>) {
-  const response = await call(`${system.urls.payments}/_admin/faults`, { method: 'PUT', body: faults });
-  expect(response.status).toBe(200);
-}
+  async function orderStatus(token: string, id: string) {
+    return (await call(`${system.urls.orders}/orders/${id}`, { token })).body.status as string;
+  }
 
-describe('order flow across real processes', () => {
+  async function notificationsOf(token: string) {
+    return (await call(`${system.urls.notifications}/notifications`, { token })).body.items as { template: string; status: string; recipient: string }[];
+  }
+
+  async function paymentsFor(orderId: string) {
+    return (await call(`${system.urls.payments}/v1/payments?reference=${orderId}`)).body.items as { status: string }[];
+  }
+
+  async function setPaymentFaults(faults: Record<string, number>) {
+    const response = await call(`${system.urls.payments}/_admin/faults`, { method: 'PUT', body: faults });
+    expect(response.status).toBe(200);
+  }
+
   it('delivers a welcome notification after registration', async () => {
     const user = await register();
     await expect.poll(async () => (await notificationsOf(user.token)).find((n) => n.template === 'welcome')?.status, poll).toBe('delivered');

@@ -1,25 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SOCIAL_SERVICES } from '@civildiy/common/testing';
+import { eventBuses } from './event-buses.ts';
 import { PASSWORD, UNLIMITED_GATEWAY, call, registerUser, startSystem, type System } from './system.ts';
-
-/**
- * Flow 5.2 with real processes, every call through the gateway: register → login → profile →
- * post → feeds → edit → rename → delete, and a feed-service killed mid-stream.
- */
-let system: System;
-let gateway: string;
-
-beforeAll(async () => {
-  system = await startSystem({
-    services: SOCIAL_SERVICES,
-    env: UNLIMITED_GATEWAY,
-  });
-  gateway = system.urls.gateway;
-}, 180_000);
-
-afterAll(async () => {
-  await system?.stop();
-});
 
 const poll = { timeout: 30_000, interval: 50 };
 
@@ -31,36 +13,56 @@ interface FeedItem {
   version: number;
 }
 
-async function registerAndLogin() {
-  const user = await registerUser(gateway);
-  const login = await call(`${gateway}/auth/login`, { body: { login: user.username, password: PASSWORD } });
-  expect(login.status, JSON.stringify(login.body)).toBe(200);
-  return { id: user.id, username: user.username, token: login.body.accessToken as string };
-}
+/**
+ * Flow 5.2 with real processes, every call through the gateway: register → login → profile →
+ * post → feeds → edit → rename → delete, and a feed-service killed mid-stream; run once with the
+ * events on Redis Streams and once on Kafka.
+ */
+for (const bus of await eventBuses()) describe.skipIf(bus.skipReason !== undefined)(`post → feed flow through the gateway, real processes, events on ${bus.title}`, () => {
+  let system: System;
+  let gateway: string;
 
-async function feedItems(path: string): Promise<FeedItem[]> {
-  const response = await call(`${gateway}${path}`);
-  expect(response.status, JSON.stringify(response.body)).toBe(200);
-  return response.body.items as FeedItem[];
-}
+  beforeAll(async () => {
+    system = await startSystem({
+      services: SOCIAL_SERVICES,
+      env: { ...UNLIMITED_GATEWAY, ...bus.env() },
+    });
+    gateway = system.urls.gateway;
+  }, 180_000);
 
-/** Every item of a feed, following the cursor. */
-async function wholeFeed(path: string): Promise<FeedItem[]> {
-  const items: FeedItem[] = [];
-  let cursor: string | null = null;
-  do {
-    const separator = path.includes('?') ? '&' : '?';
-    const response = await call(`${gateway}${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+  afterAll(async () => {
+    await system?.stop();
+  });
+
+  async function registerAndLogin() {
+    const user = await registerUser(gateway);
+    const login = await call(`${gateway}/auth/login`, { body: { login: user.username, password: PASSWORD } });
+    expect(login.status, JSON.stringify(login.body)).toBe(200);
+    return { id: user.id, username: user.username, token: login.body.accessToken as string };
+  }
+
+  async function feedItems(path: string): Promise<FeedItem[]> {
+    const response = await call(`${gateway}${path}`);
     expect(response.status, JSON.stringify(response.body)).toBe(200);
-    items.push(...(response.body.items as FeedItem[]));
-    cursor = response.body.nextCursor as string | null;
-  } while (cursor);
-  return items;
-}
+    return response.body.items as FeedItem[];
+  }
 
-const itemOf = async (path: string, postId: string) => (await feedItems(path)).find((item) => item.postId === postId);
+  /** Every item of a feed, following the cursor. */
+  async function wholeFeed(path: string): Promise<FeedItem[]> {
+    const items: FeedItem[] = [];
+    let cursor: string | null = null;
+    do {
+      const separator = path.includes('?') ? '&' : '?';
+      const response = await call(`${gateway}${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(response.status, JSON.stringify(response.body)).toBe(200);
+      items.push(...(response.body.items as FeedItem[]));
+      cursor = response.body.nextCursor as string | null;
+    } while (cursor);
+    return items;
+  }
 
-describe('post → feed flow through the gateway, real processes', () => {
+  const itemOf = async (path: string, postId: string) => (await feedItems(path)).find((item) => item.postId === postId);
+
   it('shows a post, its edit, its author’s new name and its deletion in both feeds', async () => {
     const user = await registerAndLogin();
 

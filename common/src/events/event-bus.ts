@@ -221,6 +221,12 @@ export interface EventBusAdmin {
 export interface EventBus extends EventPublisher, EventSubscriber, EventBusAdmin {
   /** Resolves when the transport answers; rejects (within a few seconds) while it is unreachable. The readiness check `events`. */
   ping(): Promise<void>;
+  /**
+   * Calls `listener` each time the transport takes events again after it was away (the outbox relay
+   * then retries its waiting rows at once instead of after their backoff). Returns the function that
+   * removes it.
+   */
+  onRecovered(listener: () => void): () => void;
   /** Closes every subscription (see {@link Subscription.close}), then the bus's own connections. */
   close(): Promise<void>;
 }

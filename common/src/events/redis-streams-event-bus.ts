@@ -337,6 +337,18 @@ export class RedisStreamsEventBus implements EventBus {
     await this.redis.ping();
   }
 
+  /** {@inheritDoc EventBus.onRecovered} */
+  onRecovered(listener: () => void): () => void {
+    // The first 'ready' is the initial connection, not a recovery.
+    let connected = this.redis.status === 'ready';
+    const onReady = () => {
+      if (connected) listener();
+      connected = true;
+    };
+    this.redis.on('ready', onReady);
+    return () => this.redis.off('ready', onReady);
+  }
+
   /** {@inheritDoc EventBus.close} */
   async close(): Promise<void> {
     this.closing ??= (async () => {

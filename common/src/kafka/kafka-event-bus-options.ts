@@ -32,8 +32,14 @@ export interface KafkaEventBusOptions {
   maxBufferedEvents?: number;
   /** How long `Subscription.close()` waits for running handlers. Default: 10 s. */
   closeTimeoutMs?: number;
-  /** How long a broker request may take before it fails (publish, admin). Default: 5,000. */
+  /** How long a broker request may take before it fails (admin, consumer). Default: 5,000. */
   requestTimeoutMs?: number;
+  /**
+   * How long `publish`/`publishEnvelope` wait for the broker before rejecting. The idempotent
+   * producer keeps the send going until the broker takes it; publishing the same envelope again
+   * meanwhile (the relay's retry) shares that send instead of adding a copy. Default: 10,000.
+   */
+  publishTimeoutMs?: number;
   /** Default: a logger for service `event-bus`. */
   logger?: Logger;
   /** Where the metrics are registered. Default: prom-client's global registry. */

@@ -27,6 +27,7 @@ const DEFAULTS = {
   maxBufferedEvents: 1_000,
   closeTimeoutMs: 10_000,
   requestTimeoutMs: 5_000,
+  publishTimeoutMs: 10_000,
   commitIntervalMs: 100,
 } as const;
 
@@ -70,6 +71,8 @@ export class KafkaEventBus implements EventBus {
   private readonly offsets: KafkaGroupOffsets;
   private readonly deadLetterReader: KafkaDeadLetterReader;
   private readonly subscriptions = new Set<KafkaSubscription<EventDefinition>>();
+  private readonly recoveredListeners = new Set<() => void>();
+  private readonly publishTimeoutMs: number;
   private closing: Promise<void> | undefined;
 
   constructor(options: KafkaEventBusOptions) {
@@ -92,7 +95,13 @@ export class KafkaEventBus implements EventBus {
     this.admin = new Admin({ ...base, clientId: `${this.clientId}-admin` });
     this.reader = new Consumer({ ...base, clientId: `${this.clientId}-reader`, groupId: `${this.prefix}civildiy-reader`, deserializers: stringDeserializers });
     this.producer = new Producer({ ...base, clientId: `${this.clientId}-producer`, idempotent: true, serializers: stringSerializers });
-    this.batches = new BatchingProducer(this.producer);
+    this.publishTimeoutMs = positive('publishTimeoutMs', options.publishTimeoutMs ?? DEFAULTS.publishTimeoutMs);
+    this.batches = new BatchingProducer(this.producer, {
+      onRecovered: () => {
+        this.logger.info('Kafka takes events again');
+        for (const listener of this.recoveredListeners) listener();
+      },
+    });
     this.topicsAdmin = new KafkaTopics(this.admin, {
       partitions: positive('partitions', options.partitions ?? DEFAULTS.partitions),
       replicationFactor: positive('replicationFactor', options.replicationFactor ?? DEFAULTS.replicationFactor),
@@ -261,6 +270,12 @@ export class KafkaEventBus implements EventBus {
     });
   }
 
+  /** {@inheritDoc EventBus.onRecovered} */
+  onRecovered(listener: () => void): () => void {
+    this.recoveredListeners.add(listener);
+    return () => this.recoveredListeners.delete(listener);
+  }
+
   /** {@inheritDoc EventBus.close} */
   async close(): Promise<void> {
     this.closing ??= (async () => {
@@ -272,10 +287,25 @@ export class KafkaEventBus implements EventBus {
 
   // ---- internals -----------------------------------------------------------------------------
 
+  /**
+   * Sends an envelope, giving up after `publishTimeoutMs` (the client itself retries an idempotent
+   * send until the broker takes it: the send goes on, and asking again shares it, see BatchingProducer).
+   */
   private async send(envelope: EventEnvelope): Promise<void> {
     const message = envelopeMessage(this.prefix, envelope);
-    await this.topicsAdmin.ensureEventTopic(message.topic);
-    await this.batches.send(message);
+    const signal = AbortSignal.timeout(this.publishTimeoutMs);
+    const sent = (async () => {
+      await this.topicsAdmin.ensureEventTopic(message.topic);
+      await this.batches.send(message, envelope.id);
+    })();
+    await new Promise<void>((resolve, reject) => {
+      const giveUp = () => {
+        this.batches.markUnavailable();
+        reject(new Error(`Kafka did not take event ${envelope.id} within ${this.publishTimeoutMs} ms (is the broker up?); the send goes on and may still land`));
+      };
+      signal.addEventListener('abort', giveUp, { once: true });
+      sent.then(resolve, reject).finally(() => signal.removeEventListener('abort', giveUp));
+    });
   }
 
   /** Appends a dead letter, or its tombstone when `record` is undefined. */

@@ -102,7 +102,8 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
   private buffered = 0;
 
   private client: KafkaConsumer | undefined;
-  private stream: MessagesStream<string, string, string, string> | undefined;
+  /** Wakes the pulling loop once the buffer has room again. */
+  private roomWaiters: (() => void)[] = [];
   private commitTimer: NodeJS.Timeout | undefined;
   private committing: Promise<void> = Promise.resolve();
   private loop: Promise<void> = Promise.resolve();
@@ -178,20 +179,16 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
         heartbeatInterval,
         maxWaitTime: 500,
       });
-      this.stream = stream;
       this.onAssignment(client.assignments ?? []);
       this.markReady();
-      failure = await new Promise<unknown>((resolve) => {
-        stream.on('data', (message: KafkaMessage) => this.receive(message));
-        stream.once('error', (error: Error) => resolve(error));
-        stream.once('close', () => resolve(new Error('the Kafka message stream closed')));
+      const stopped = new Promise<undefined>((resolve) => {
         if (this.closing) resolve(undefined);
         this.stopping.signal.addEventListener('abort', () => resolve(undefined), { once: true });
       });
+      failure = await Promise.race([this.pull(stream), stopped]);
     } catch (error) {
       failure = error;
     }
-    this.stream = undefined;
     // Handlers still running belong to this consumer's assignment: let them finish (or give up on
     // closing) and commit what they finished before the group moves on without this member.
     await this.drain();
@@ -206,6 +203,32 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
     this.progress.clear();
     if (this.client === client) this.client = undefined;
     return failure;
+  }
+
+  /**
+   * Reads the stream by async iteration, holding off while `maxBufferedEvents` are buffered: the
+   * stream then stops fetching on its own (Node's backpressure). Pausing it instead stalls
+   * `@platformatic/kafka` 1.x for good after a resume. Resolves with why it ended.
+   */
+  private async pull(stream: MessagesStream<string, string, string, string>): Promise<unknown> {
+    try {
+      for await (const message of stream) {
+        this.receive(message as KafkaMessage);
+        while (this.buffered >= this.settings.maxBufferedEvents && !this.closing) {
+          await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+        }
+        if (this.closing) return undefined;
+      }
+      return new Error('the Kafka message stream ended');
+    } catch (error) {
+      return error;
+    }
+  }
+
+  private wakePuller(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** After a (re)join: forget the partitions this member no longer owns (their events are someone else's now). */
@@ -249,7 +272,6 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
       if (!this.busyKeys.has(orderKey)) this.runnable.push(orderKey);
     }
     this.buffered += 1;
-    if (this.buffered >= this.settings.maxBufferedEvents) this.stream?.pause();
     this.pump();
   }
 
@@ -273,7 +295,7 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
           this.busyKeys.delete(orderKey);
           this.buffered -= 1;
           if (this.chains.has(orderKey)) this.runnable.push(orderKey);
-          if (this.buffered < this.settings.maxBufferedEvents / 2 && this.stream?.isPaused()) this.stream.resume();
+          if (this.buffered < this.settings.maxBufferedEvents / 2) this.wakePuller();
           this.pump();
         });
       this.running.add(run);
@@ -403,6 +425,7 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
   private async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     this.stopping.abort();
+    this.wakePuller();
     clearTimeout(this.commitTimer);
     await Promise.race([this.loop, delay(timeoutMs + 5_000)]);
     this.markReady();

@@ -171,11 +171,14 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
   relay.start();
   // Rows that failed while the broker was away go out once it is back, not after the rest of their backoff.
   const retryWaitingRows = () => {
-    relay.retryWaitingNow().catch((error: unknown) => logger.warn({ err: error }, 'outbox: could not retry the waiting rows after Redis came back'));
+    relay.retryWaitingNow().catch((error: unknown) => logger.warn({ err: error }, 'outbox: could not retry the waiting rows after the broker came back'));
   };
   redis.on('ready', retryWaitingRows);
+  // Event rows wait for the event bus: on Kafka that is another broker coming back.
+  const stopWatchingBus = config.EVENT_BUS === 'kafka' ? bus.onRecovered(retryWaitingRows) : () => {};
   shutdown.add('outbox relay', () => {
     redis.off('ready', retryWaitingRows);
+    stopWatchingBus();
     return relay.stop();
   });
   return { ...runtime, database, relay };

@@ -1,4 +1,4 @@
-/** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes, the run's Kafka broker. */
+/** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes, the run's Kafka broker and private ones. */
 export { createTestTokens, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
@@ -26,3 +26,5 @@ export {
   type KafkaTestBrokerProvided,
   type KafkaTestBrokers,
 } from './kafka-test-broker.ts';
+export { removeKafkaPrefix } from './kafka-prefix.ts';
+export { kafkaToolingMissing, PrivateKafkaBroker, startTestKafkaBroker, type TestKafkaBrokerOptions } from './private-kafka-broker.ts';

@@ -12,13 +12,14 @@
  * {@link kafkaTestBroker}.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { fetchKafkaBroker, KafkaToolingMissingError, LocalKafkaBroker } from '../kafka/local-broker.ts';
+import { KafkaToolingMissingError, type LocalKafkaBroker } from '../kafka/local-broker.ts';
 import { externalKafkaTestBrokers, type KafkaBrokerServiceAnswer, type KafkaTestBrokerProvided } from './kafka-test-broker.ts';
 import { repositoryRoot } from './mock-providers.ts';
+import { startTestKafkaBroker } from './private-kafka-broker.ts';
 import { freePort } from './processes.ts';
 
 declare module 'vitest' {
@@ -29,19 +30,8 @@ declare module 'vitest' {
 }
 
 const dataRoot = path.join(repositoryRoot, '.data');
-/** The broker's jars, fetched once and shared by every run (each run links them into its own folder). */
-const sharedJars = path.join(dataRoot, 'test-kafka-jars');
 
-/**
- * Broker settings for tests: consumer sessions may be as short as 1 s instead of Kafka's 6 s
- * minimum (a killed consumer's partitions move sooner), and the offsets topic, which the first
- * consumer group of a run waits for, has 3 partitions instead of 50.
- */
-const TEST_BROKER_CONFIG = {
-  'group.min.session.timeout.ms': '1000',
-  'offsets.topic.num.partitions': '3',
-};
-/** The session timeout tests use on this broker (heartbeats every second). */
+/** The session timeout tests use on this broker (it allows sessions from 1 s; heartbeats every second). */
 const TEST_SESSION_TIMEOUT_MS = 3_000;
 
 /** The broker service of this vitest process, shared by every project that uses this setup. */
@@ -106,18 +96,7 @@ async function startService(): Promise<BrokerService> {
 async function startBroker(dataDir: string): Promise<LocalKafkaBroker> {
   const started = Date.now();
   // Throws KafkaToolingMissingError when Java or Maven is missing.
-  const jars = await fetchKafkaBroker(sharedJars);
-  await mkdir(path.join(dataDir, 'kafka'), { recursive: true });
-  const lib = path.join(dataDir, 'kafka', 'lib');
-  if (!existsSync(lib)) await symlink(jars, lib, 'dir');
-  const broker = await LocalKafkaBroker.start({
-    dataDir,
-    port: await freePort(),
-    controllerPort: await freePort(),
-    heapMb: 384,
-    partitions: 3,
-    config: TEST_BROKER_CONFIG,
-  });
+  const broker = await startTestKafkaBroker({ dataDir, port: await freePort(), controllerPort: await freePort() });
   console.error(`Kafka test broker ready at ${broker.bootstrap} in ${Date.now() - started} ms (data in ${dataDir})`);
   return broker;
 }
