@@ -18,11 +18,11 @@
  * Env: BENCH_FEED_SECONDS (10), BENCH_FEED_REPS (3), BENCH_FEED_CONNECTIONS (64), BENCH_POST_RATE (100),
  * BENCH_POST_SECONDS (20), BENCH_POST_REPS (2), BENCH_POLLERS (2), BENCH_FEED_PACED_RATE (2000), REDIS_BROKER_URL.
  */
-import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { SOCIAL_SERVICES, type RegisteredUser } from '@civildiy/common/testing';
-import { call, cpuSnapshot, registerUser, printTable, redisPid, startSlice, stopAll, summary, type Slice } from './system.ts';
+import { SOCIAL_SERVICES } from '@civildiy/common/testing';
+import { postToFeedVisibility, seedFeed } from './post-visibility.ts';
+import { cpuSnapshot, registerUser, printTable, redisPid, startSlice, stopAll, type Slice } from './system.ts';
 
 const FEED_SECONDS = Number(process.env.BENCH_FEED_SECONDS ?? 10);
 const FEED_REPS = Number(process.env.BENCH_FEED_REPS ?? 3);
@@ -33,20 +33,6 @@ const POST_REPS = Number(process.env.BENCH_POST_REPS ?? 2);
 const POLLERS = Number(process.env.BENCH_POLLERS ?? 2);
 const PACED_RATE = Number(process.env.BENCH_FEED_PACED_RATE ?? 2_000);
 const USERS = 10;
-
-type User = RegisteredUser;
-
-async function createPost(gateway: string, user: User, index: number): Promise<{ status: number; postId?: string }> {
-  const response = await call(`${gateway}/posts`, {
-    token: user.token,
-    body: {
-      title: `Build log ${index}: a garden bench from pallets`,
-      body: 'Disassemble the pallets, plane the boards, cut the legs at 10 degrees, glue and screw, oil twice. '.repeat(3),
-      tags: ['woodworking', 'garden'],
-    },
-  });
-  return { status: response.status, ...(response.status === 201 ? { postId: response.body.postId as string } : {}) };
-}
 
 interface LoadFigures {
   target: 'gateway' | 'direct';
@@ -129,79 +115,6 @@ async function feedRead(system: Slice) {
   return figures;
 }
 
-async function visibility(system: Slice, users: User[], round: number) {
-  const gateway = system.urls.gateway;
-  const total = POST_RATE * POST_SECONDS;
-  const answered = new Map<string, number>();
-  const firstSeen = new Map<string, number>();
-  const postLatency: number[] = [];
-  const pollTimes: number[] = [];
-  let failures = 0;
-  let polling = true;
-
-  const poller = async () => {
-    while (polling) {
-      const started = performance.now();
-      const response = await fetch(`${gateway}/feed?limit=100`);
-      const body = (await response.json()) as { items?: { postId: string }[] };
-      const now = performance.now();
-      pollTimes.push(now - started);
-      for (const item of body.items ?? []) if (!firstSeen.has(item.postId)) firstSeen.set(item.postId, now);
-    }
-  };
-  const pollers = Array.from({ length: POLLERS }, () => poller());
-
-  const t0 = performance.now() + 50;
-  const sends: Promise<void>[] = [];
-  for (let index = 0; index < total; index++) {
-    const due = t0 + (index * 1000) / POST_RATE;
-    const wait = due - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    const sentAt = performance.now();
-    sends.push(
-      createPost(gateway, users[index % users.length]!, index).then(({ status, postId }) => {
-        const at = performance.now();
-        postLatency.push(at - sentAt);
-        if (status !== 201 || !postId) failures++;
-        else answered.set(postId, at);
-      }),
-    );
-  }
-  await Promise.all(sends);
-  const sendWindowS = (performance.now() - t0) / 1000;
-  // Drain: until every accepted post was seen, or 30 s.
-  const deadline = performance.now() + 30_000;
-  while (performance.now() < deadline && [...answered.keys()].some((id) => !firstSeen.has(id))) await new Promise((resolve) => setTimeout(resolve, 20));
-  polling = false;
-  await Promise.all(pollers);
-
-  const visible: number[] = [];
-  let missing = 0;
-  for (const [postId, at] of answered) {
-    const seen = firstSeen.get(postId);
-    if (seen === undefined) missing++;
-    else visible.push(Math.max(0, seen - at));
-  }
-  const vis = summary(visible);
-  const post = summary(postLatency);
-  const poll = summary(pollTimes);
-  return {
-    round,
-    rate: POST_RATE,
-    sent: total,
-    accepted: answered.size,
-    failed: failures,
-    missing,
-    achievedRate: Number((total / sendWindowS).toFixed(1)),
-    postP50: post.p50,
-    postP99: post.p99,
-    visibleP50: vis.p50,
-    visibleP99: vis.p99,
-    visibleMax: vis.max,
-    pollP50: poll.p50,
-  };
-}
-
 export async function run(): Promise<Record<string, unknown>> {
   const system = await startSlice({
     services: SOCIAL_SERVICES,
@@ -210,18 +123,13 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     const users = await Promise.all(Array.from({ length: USERS }, () => registerUser(system.urls.gateway, 'bench')));
     // A full global page to read: 200 posts, then wait until the feed shows 20.
-    for (let index = 0; index < 200; index += 20) await Promise.all(Array.from({ length: 20 }, (_, offset) => createPost(system.urls.gateway, users[(index + offset) % USERS]!, index + offset)));
-    for (;;) {
-      const page = await call(`${system.urls.gateway}/feed?limit=20`);
-      if ((page.body.items as unknown[] | undefined)?.length === 20) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await seedFeed(system.urls.gateway, users);
     console.log(`\n--- feed read: GET /feed?limit=20, ${CONNECTIONS} connections, ${FEED_SECONDS} s × ${FEED_REPS} rounds per target`);
     const read = await feedRead(system);
 
     console.log(`\n--- post → feed visibility: ${POST_RATE} posts/s for ${POST_SECONDS} s × ${POST_REPS}, ${POLLERS} pollers on GET /feed?limit=100`);
     const rounds = [];
-    for (let round = 1; round <= POST_REPS; round++) rounds.push(await visibility(system, users, round));
+    for (let round = 1; round <= POST_REPS; round++) rounds.push((await postToFeedVisibility(system, users, round, { rate: POST_RATE, seconds: POST_SECONDS, pollers: POLLERS })).figures);
     printTable(rounds);
     return { feedRead: read, postToFeed: rounds };
   } finally {

@@ -21,6 +21,12 @@ const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
   feed: async () => (await import('./feed.ts')).run(),
   search: async () => (await import('./search.ts')).run(),
   memory: async () => (await import('./memory.ts')).run(),
+  events: async () => {
+    const { run, printReport } = await import('./events.ts');
+    const result = await run();
+    printReport(result);
+    return result;
+  },
 };
 
 const wanted = process.argv.slice(2);

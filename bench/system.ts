@@ -3,7 +3,7 @@
  * e2e tests use) with benchmark defaults (quiet logs), stopped on Ctrl-C or a throw too; plus HTTP and
  * statistics helpers.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { SLICE_SERVICES, startSystem, type SliceService, type SystemService, type SystemUnderTest } from '@civildiy/common/testing';
 
@@ -49,7 +49,18 @@ export async function stopAll(): Promise<void> {
 /** Starts the slice or the chosen services (logs at warn unless `env.LOG_LEVEL` says otherwise) and resolves when every process is ready. */
 export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
   installCleanupHandlers();
-  const system = await startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
+  const start = () => startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
+  let system: Slice;
+  try {
+    system = await start();
+  } catch (error) {
+    // The ports are picked free and released before the services bind them; another process (an
+    // outgoing connection's ephemeral port) may take one meanwhile. startSystem stopped what it had
+    // started: try once more on new ports.
+    if (!String(error instanceof Error ? error.message : error).includes('EADDRINUSE')) throw error;
+    console.error('a port was taken while the slice started (EADDRINUSE); starting it again on new ports');
+    system = await start();
+  }
   live.add(system);
   const stop = system.stop.bind(system);
   system.stop = (graceMs) => stop(graceMs).finally(() => live.delete(system));
@@ -94,6 +105,39 @@ export async function cpuMs(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** utime + stime (ms) of every process whose command name is `command` (e.g. `postgres`: the server and its backends), by pid. */
+export async function commandCpuMs(command: string): Promise<Map<number, number>> {
+  const byPid = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() !== command) continue;
+    const ms = await cpuMs(Number(entry)).catch(() => undefined);
+    if (ms !== undefined) byPid.set(Number(entry), ms);
+  }
+  return byPid;
+}
+
+/**
+ * CPU time (ms) the processes of two {@link commandCpuMs} readings used in between: a process that
+ * exited meanwhile counts for nothing (its last share is lost), one that started counts whole.
+ */
+export function cpuUsedBetween(before: Map<number, number>, after: Map<number, number>): number {
+  let used = 0;
+  for (const [pid, ms] of after) used += ms - (before.get(pid) ?? 0);
+  return used;
+}
+
+/**
+ * Resident memory of a process, in MiB, from /proc/<pid>/status: now (`VmRSS`), at its peak
+ * (`VmHWM`), and now split into anonymous memory (`RssAnon`: heaps) and mapped files (`RssFile`).
+ */
+export async function residentMemoryMiB(pid: number): Promise<{ rss: number; peak: number; anon: number; file: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const mib = (field: string) => Math.round(Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) / 1024);
+  return { rss: mib('VmRSS'), peak: mib('VmHWM'), anon: mib('RssAnon'), file: mib('RssFile') };
 }
 
 /** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
