@@ -43,7 +43,7 @@
  * `npx tsx bench/events.ts` prints tables; `run()` returns the figures, `printReport()` prints them.
  * Env: BENCH_EVENTS_ROWS (20000), BENCH_EVENTS_REPS (3), BENCH_EVENTS_TRANSPORTS (redis,kafka),
  * BENCH_EVENTS_PARTS (relay,consumer,latency,visibility), BENCH_EVENTS_FEW_KEYS (20),
- * BENCH_EVENTS_BATCH (100), BENCH_EVENTS_WRITERS (4), BENCH_EVENTS_CONCURRENCY (16),
+ * BENCH_EVENTS_BATCH (500, the relay's default), BENCH_EVENTS_WRITERS (4), BENCH_EVENTS_CONCURRENCY (16),
  * BENCH_EVENTS_POST_RATE (100, parts 3 and 4), BENCH_EVENTS_LATENCY_SECONDS (20),
  * BENCH_EVENTS_POST_SECONDS (20), BENCH_EVENTS_POST_REPS (3), BENCH_EVENTS_POLLERS (2),
  * BENCH_EVENTS_KAFKA_HEAP_MB (384, the local broker's default), POSTGRES_TEST_URL (the server the
@@ -91,7 +91,7 @@ const REPS = Number(process.env.BENCH_EVENTS_REPS ?? 3);
 const TRANSPORTS = list(process.env.BENCH_EVENTS_TRANSPORTS ?? 'redis,kafka', ['redis', 'kafka'] as const);
 const PARTS = list(process.env.BENCH_EVENTS_PARTS ?? 'relay,consumer,latency,visibility', ['relay', 'consumer', 'latency', 'visibility'] as const);
 const FEW_KEYS = Number(process.env.BENCH_EVENTS_FEW_KEYS ?? 20);
-const BATCH = Number(process.env.BENCH_EVENTS_BATCH ?? 100);
+const BATCH = Number(process.env.BENCH_EVENTS_BATCH ?? 500);
 const WRITERS = Number(process.env.BENCH_EVENTS_WRITERS ?? 4);
 const CONCURRENCY = Number(process.env.BENCH_EVENTS_CONCURRENCY ?? 16);
 const POST_RATE = Number(process.env.BENCH_EVENTS_POST_RATE ?? 100);

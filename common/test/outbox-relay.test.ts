@@ -3,6 +3,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { runWithContext } from '../src/context/index.ts';
+import type { EnvelopePublisher, EventEnvelope } from '../src/events/define.ts';
 import { derivedId, newId } from '../src/ids/index.ts';
 import { inboxTable, outbox, OutboxRelay, outboxTable, type OutboxRelayOptions } from '../src/outbox/index.ts';
 import { PermanentError } from '../src/errors/index.ts';
@@ -36,6 +37,31 @@ async function renameSeveralTimes(database: FixtureDatabase, widgetId: string, t
     ids.push(await database.db.transaction((tx) => outbox.event(tx, widgetRenamed, { id: widgetId, name: `name-${sequence}`, sequence })));
   }
   return ids;
+}
+
+/**
+ * An in-test publisher that keeps key order (as the Kafka adapter does): it holds what it is handed
+ * until the test answers, then lands it in the order handed over, or fails all of it.
+ */
+class KeyOrderPublisher implements EnvelopePublisher {
+  readonly keepsKeyOrder = true;
+  handedOver: { envelope: EventEnvelope; resolve: () => void; reject: (error: Error) => void }[] = [];
+  readonly landed: string[] = [];
+
+  publishEnvelope(envelope: EventEnvelope): Promise<void> {
+    return new Promise((resolve, reject) => this.handedOver.push({ envelope, resolve, reject }));
+  }
+
+  answerAll(): void {
+    for (const item of this.handedOver.splice(0)) {
+      this.landed.push(item.envelope.id);
+      item.resolve();
+    }
+  }
+
+  failAll(error: Error): void {
+    for (const item of this.handedOver.splice(0)) item.reject(error);
+  }
 }
 
 /** A promise the test opens when it chooses (to hold a delivery in progress). */
@@ -192,6 +218,39 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
       const received = publisher.received.map((envelope) => envelope.id).filter((id) => ids.includes(id));
       expect(received).toEqual(ids);
     }
+  });
+
+  it('hands a key’s rows over together to a publisher that keeps key order, and they land in order', async () => {
+    const widgetId = newId();
+    const ids = await renameSeveralTimes(database, widgetId, 4);
+    const ordered = new KeyOrderPublisher();
+    const pass = relay({ publisher: ordered }).publishPending();
+    // All four are handed over before any is answered: one round trip, not four.
+    await expect.poll(() => ordered.handedOver.length).toBe(4);
+    ordered.answerAll();
+    await expect(pass).resolves.toEqual({ published: 4, failed: 0 });
+    expect(ordered.landed).toEqual(ids);
+  });
+
+  it('when the first of a key’s rows handed over together fails, the later ones wait behind it and land after it', async () => {
+    const widgetId = newId();
+    const ids = await renameSeveralTimes(database, widgetId, 3);
+    const ordered = new KeyOrderPublisher();
+    const manual = relay({ publisher: ordered, backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    const failing = manual.publishPending();
+    await expect.poll(() => ordered.handedOver.length).toBe(3);
+    ordered.failAll(new Error('broker away (in-test publisher)'));
+    await expect(failing).resolves.toEqual({ published: 0, failed: 1 });
+    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt));
+    expect(rows.map((row) => [row.id, row.attempts, row.sentAt === null])).toEqual(ids.map((id, index) => [id, index === 0 ? 1 : 0, true]));
+    await expect(manual.publishPending()).resolves.toEqual({ published: 0, failed: 0 });
+
+    await database.db.update(outboxTable).set({ availableAt: sql`now() - interval '1 second'` }).where(eq(outboxTable.id, ids[0]!));
+    const retried = manual.publishPending();
+    await expect.poll(() => ordered.handedOver.length).toBe(3);
+    ordered.answerAll();
+    await expect(retried).resolves.toEqual({ published: 3, failed: 0 });
+    expect(ordered.landed).toEqual(ids);
   });
 
   it('delivers more rows than one batch, in order', async () => {

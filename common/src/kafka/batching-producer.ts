@@ -21,9 +21,10 @@ export interface BatchingProducerOptions {
  * Sends messages in batches: what callers hand it while a produce request is on its way goes out
  * together in the next one (Kafka's `linger.ms`, without a fixed wait), so many concurrent publishes
  * — the outbox relay delivers a batch's keys in parallel — cost one round trip instead of one each.
- * One request at a time keeps the order of messages a caller awaited one after the other; the
- * producer is idempotent (acks=all), so the broker drops a batch it already has when the client
- * retries a send.
+ * One request at a time keeps messages in the order they were handed over, also when a caller
+ * does not wait for one before the next; when a request fails, the messages of its keys still
+ * waiting fail with it, so none lands after an earlier one of its key. The producer is idempotent
+ * (acks=all), so the broker drops a batch it already has when the client retries a send.
  *
  * The client retries an idempotent send until the broker takes it, however long it is away, so a
  * caller that gives up (the relay's delivery timeout) and asks again must not queue a second copy:
@@ -104,6 +105,14 @@ export class BatchingProducer {
     } catch (error) {
       this.failedSince = true;
       for (const item of batch) item.reject(error);
+      // Nothing may land after an earlier message of its key failed: the later ones waiting fail too.
+      const failedKeys = new Set(batch.map(({ message }) => `${message.topic}\u0000${message.key}`));
+      const keep: Waiting[] = [];
+      for (const item of this.waiting) {
+        if (failedKeys.has(`${item.message.topic}\u0000${item.message.key}`)) item.reject(error);
+        else keep.push(item);
+      }
+      this.waiting = keep;
     } finally {
       if (this.waiting.length > 0) this.flushSoon();
       else this.sending = false;

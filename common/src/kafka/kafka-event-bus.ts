@@ -28,7 +28,7 @@ const DEFAULTS = {
   closeTimeoutMs: 10_000,
   requestTimeoutMs: 5_000,
   publishTimeoutMs: 10_000,
-  commitIntervalMs: 100,
+  commitIntervalMs: 20,
 } as const;
 
 /** How long `ping()` waits for the broker. */
@@ -56,6 +56,8 @@ function positive(name: string, value: number): number {
  *   or the end — while the group has no live member, as Kafka requires.
  */
 export class KafkaEventBus implements EventBus {
+  /** One key's envelopes land in the order handed over (see BatchingProducer): the relay sends a key's rows together. */
+  readonly keepsKeyOrder = true;
   private readonly prefix: string;
   private readonly clientId: string;
   private readonly brokers: string[];
@@ -102,7 +104,7 @@ export class KafkaEventBus implements EventBus {
         for (const listener of this.recoveredListeners) listener();
       },
     });
-    this.topicsAdmin = new KafkaTopics(this.admin, {
+    this.topicsAdmin = new KafkaTopics(this.admin, this.reader, {
       partitions: positive('partitions', options.partitions ?? DEFAULTS.partitions),
       replicationFactor: positive('replicationFactor', options.replicationFactor ?? DEFAULTS.replicationFactor),
       retentionMs: positive('retentionMs', options.retentionMs ?? DEFAULTS.retentionMs),

@@ -163,7 +163,11 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
     const client = this.deps.createConsumer();
     this.client = client;
     const onJoin = (payload: { assignments?: GroupAssignment[] | null }) => this.onAssignment(payload.assignments ?? []);
+    // A rebalance is starting: commit what is finished while this member's generation still counts,
+    // so the partition's next owner does not handle it again.
+    const onRebalance = () => void this.commit();
     client.on('consumer:group:join', onJoin);
+    client.on('consumer:group:rebalance', onRebalance);
     let failure: unknown;
     try {
       const heartbeatInterval = Math.max(500, Math.min(3_000, Math.floor(this.settings.sessionTimeoutMs / 3)));
@@ -194,6 +198,7 @@ export class KafkaSubscription<E extends EventDefinition> implements Subscriptio
     await this.drain();
     await this.commit();
     client.off('consumer:group:join', onJoin);
+    client.off('consumer:group:rebalance', onRebalance);
     await new Promise<void>((resolve) => {
       client.close(true, (error) => {
         if (error) this.logger.debug({ err: error }, 'closing the Kafka consumer failed');

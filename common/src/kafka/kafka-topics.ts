@@ -1,4 +1,5 @@
-import type { Admin } from '@platformatic/kafka';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Admin, Base } from '@platformatic/kafka';
 
 /** What a topic the bus creates looks like. */
 export interface TopicSettings {
@@ -33,6 +34,8 @@ export class KafkaTopics {
 
   constructor(
     private readonly admin: Admin,
+    /** A client whose metadata requests show when a new topic's partitions have leaders. */
+    private readonly metadataClient: Pick<Base, 'metadata'>,
     private readonly settings: TopicSettings,
   ) {}
 
@@ -52,6 +55,24 @@ export class KafkaTopics {
     ]);
   }
 
+  /**
+   * Waits until every partition of a just-created topic has a leader (a few hundred ms at most on
+   * a healthy cluster): producing before that gets NOT_LEADER_OR_FOLLOWER answers, which
+   * `@platformatic/kafka` 1.x can misparse into a non-retriable error.
+   */
+  private async untilLed(name: string): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        const metadata = await this.metadataClient.metadata({ topics: [name], forceUpdate: true });
+        const topic = metadata.topics.get(name);
+        if (topic && topic.partitions.length > 0 && topic.partitions.every((partition) => partition.leader >= 0)) return;
+      } catch {
+        // Not known yet: ask again.
+      }
+      await delay(100);
+    }
+  }
+
   private ensure(name: string, partitions: number, configs: { name: string; value: string }[]): Promise<void> {
     let pending = this.created.get(name);
     if (!pending) {
@@ -59,7 +80,7 @@ export class KafkaTopics {
       pending = this.serial
         .then(create, create)
         .then(
-          () => undefined,
+          () => this.untilLed(name),
           (error: unknown) => {
             if (!alreadyExists(error)) throw error;
           },

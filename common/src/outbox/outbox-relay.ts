@@ -23,7 +23,12 @@ export interface OutboxRelayOptions {
   logger: Logger;
   /** How often pending rows are looked for without a {@link OutboxRelay.wake}, in ms. Default 1,000. */
   pollIntervalMs?: number;
-  /** Rows claimed per batch. Default 100. */
+  /**
+   * Rows claimed per batch. Each batch costs one claim statement and one settling transaction
+   * whatever its size, and its rows go to the broker together (different keys concurrently), so a
+   * backlog drains faster with larger batches: 500 rows measured 9,400 rows/s to Kafka where 100
+   * gave 6,200–7,800 (`npm run bench -- events`). Default 500.
+   */
   batchSize?: number;
   /**
    * How long claimed rows stay reserved for this relay, in ms: no other relay delivers them
@@ -112,6 +117,7 @@ export class OutboxRelay {
   private readonly logger: Logger;
   private readonly store: OutboxStore;
   private readonly delivery: OutboxDelivery;
+  private readonly publisher: EnvelopePublisher;
   private readonly pollIntervalMs: number;
   private readonly batchSize: number;
   private readonly leaseMs: number;
@@ -138,10 +144,11 @@ export class OutboxRelay {
     this.db = options.db;
     this.logger = options.logger;
     this.store = new OutboxStore(options.db);
+    this.publisher = options.publisher;
     this.delivery = new OutboxDelivery(options.publisher, options.tasks);
     this.failed = new OutboxFailedRows(options.db, () => this.wake());
     this.pollIntervalMs = options.pollIntervalMs ?? 1_000;
-    this.batchSize = options.batchSize ?? 100;
+    this.batchSize = options.batchSize ?? 500;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.deliveryTimeoutMs = options.deliveryTimeoutMs ?? 5_000;
     if (!(this.deliveryTimeoutMs > 0 && this.deliveryTimeoutMs < this.leaseMs)) {
@@ -295,6 +302,7 @@ export class OutboxRelay {
 
   /** Delivers one key's rows in order. After a failure worth retrying, the rest of the key waits (released). */
   private async deliverChain(chain: readonly OutboxRow[], lastStart: number): Promise<RowOutcome[]> {
+    if (chain.length > 1 && this.publisher.keepsKeyOrder === true && chain.every((row) => row.kind === 'event')) return this.deliverChainTogether(chain, lastStart);
     const outcomes: RowOutcome[] = [];
     let blocked = false;
     for (const row of chain) {
@@ -307,6 +315,22 @@ export class OutboxRelay {
       blocked = outcome.kind === 'retry';
     }
     return outcomes;
+  }
+
+  /**
+   * Hands a key's event rows to a publisher that keeps their order ({@link EnvelopePublisher.keepsKeyOrder})
+   * all at once, so they share a round trip. A row whose delivery failed holds back the rest: a later
+   * row that failed with it is released (tried again behind it), one that landed anyway is sent.
+   */
+  private async deliverChainTogether(chain: readonly OutboxRow[], lastStart: number): Promise<RowOutcome[]> {
+    if (Date.now() > lastStart) return chain.map((row) => ({ kind: 'released', row }));
+    const outcomes = await Promise.all(chain.map((row) => this.deliverRow(row)));
+    let blocked = false;
+    return outcomes.map((outcome) => {
+      const result: RowOutcome = blocked && outcome.kind === 'retry' ? { kind: 'released', row: outcome.row } : outcome;
+      if (outcome.kind === 'retry') blocked = true;
+      return result;
+    });
   }
 
   private async deliverRow(row: OutboxRow): Promise<RowOutcome> {
