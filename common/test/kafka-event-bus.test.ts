@@ -10,6 +10,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { PermanentError } from '../src/errors/index.ts';
 import { createLogger } from '../src/logging/index.ts';
 import { KafkaEventBus } from '../src/kafka/index.ts';
+import { BatchingProducer } from '../src/kafka/batching-producer.ts';
 import { PartitionProgress } from '../src/kafka/partition-progress.ts';
 import { kafkaSkipNote, kafkaTestBroker } from '../src/testing/kafka-test-broker.ts';
 import { widgetCreated } from './fixtures/events-harness.ts';
@@ -41,6 +42,49 @@ describe('the offsets a Kafka consumer may commit', () => {
     expect(progress.receive(5n)).toBe(false);
     expect(progress.receive(6n)).toBe(false);
     expect(progress.receive(7n)).toBe(true);
+  });
+});
+
+describe('the batching producer under the Kafka adapter (an in-test client)', () => {
+  /** A client whose sends wait until the test answers them, recording each request's messages. */
+  function heldClient() {
+    const requests: { keys: string[]; answer: (error?: Error) => void }[] = [];
+    const client = {
+      send: ({ messages }: { messages: { key: string }[] }) =>
+        new Promise<void>((resolve, reject) => requests.push({ keys: messages.map((message) => message.key), answer: (error) => (error ? reject(error) : resolve()) })),
+    };
+    return { requests, client: client as unknown as ConstructorParameters<typeof BatchingProducer>[0] };
+  }
+  const message = (key: string, value = key) => ({ topic: 't', key, value, headers: {} });
+
+  it('sends what arrives during a request in the next one, and fails the waiting messages of a failed request’s keys', async () => {
+    const { requests, client } = heldClient();
+    const producer = new BatchingProducer(client);
+    const first = producer.send(message('a', 'a1'));
+    await expect.poll(() => requests.length).toBe(1);
+    const sameKey = producer.send(message('a', 'a2'));
+    const otherKey = producer.send(message('b', 'b1'));
+    requests[0]!.answer(new Error('broker away'));
+    await expect(first).rejects.toThrow('broker away');
+    // a2 must not land after a1 failed; b1 is not held back.
+    await expect(sameKey).rejects.toThrow('broker away');
+    await expect.poll(() => requests.length).toBe(2);
+    expect(requests[1]!.keys).toEqual(['b']);
+    requests[1]!.answer();
+    await expect(otherKey).resolves.toBeUndefined();
+  });
+
+  it('shares the send of an id still in flight, and resolves an id delivered recently at once', async () => {
+    const { requests, client } = heldClient();
+    const producer = new BatchingProducer(client);
+    const first = producer.send(message('a'), 'id-1');
+    const again = producer.send(message('a'), 'id-1');
+    await expect.poll(() => requests.length).toBe(1);
+    requests[0]!.answer();
+    await Promise.all([first, again]);
+    await producer.send(message('a'), 'id-1');
+    expect(requests).toHaveLength(1);
+    expect(requests[0]!.keys).toEqual(['a']);
   });
 });
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { currentContext, type RequestContext } from '../context/index.ts';
+import { PermanentError } from '../errors/index.ts';
 import { newId } from '../ids/index.ts';
 
 /** The envelope every event travels in, on every transport. */
@@ -85,6 +86,19 @@ export function createEnvelope<E extends EventDefinition>(
     ...(context?.userId ? { actor: context.userId } : {}),
     data: parsed,
   };
+}
+
+/**
+ * Returns `envelope` when it is a valid envelope; throws a `PermanentError`
+ * (`events.invalid_envelope`, the zod issues as details) otherwise. Every adapter's
+ * `publishEnvelope` checks with it before the envelope reaches its transport.
+ */
+export function assertPublishable(envelope: EventEnvelope): EventEnvelope {
+  const checked = EventEnvelope.safeParse(envelope);
+  if (!checked.success) {
+    throw new PermanentError(`Invalid event envelope: ${z.prettifyError(checked.error)}`, 'events.invalid_envelope', { details: checked.error.issues });
+  }
+  return envelope;
 }
 
 /**

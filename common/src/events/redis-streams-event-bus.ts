@@ -2,11 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import { z } from 'zod';
-import { PermanentError } from '../errors/index.ts';
+import type { z } from 'zod';
 import { createLogger, type Logger } from '../logging/index.ts';
 import { createRedis } from '../redis/index.ts';
-import { createEnvelope, EventEnvelope, type EnvelopeOptions, type EventData, type EventDefinition } from './define.ts';
+import { assertPublishable, createEnvelope, EventEnvelope, type EnvelopeOptions, type EventData, type EventDefinition } from './define.ts';
 import type { DeadLetter, DeadLetterReason, EventBus, GroupInfo, GroupPosition, SubscribeOptions, Subscription } from './event-bus.ts';
 import { eventMetrics, type EventMetrics } from './event-metrics.ts';
 import { DELETE_CONSUMER_IF_IDLE, RedisStreamSubscription, type SubscriptionSettings } from './redis-stream-subscription.ts';
@@ -172,10 +171,7 @@ export class RedisStreamsEventBus implements EventBus {
 
   /** {@inheritDoc EventBus.publishEnvelope} */
   async publishEnvelope(envelope: EventEnvelope): Promise<void> {
-    const checked = EventEnvelope.safeParse(envelope);
-    if (!checked.success) {
-      throw new PermanentError(`Invalid event envelope: ${z.prettifyError(checked.error)}`, 'events.invalid_envelope', { details: checked.error.issues });
-    }
+    assertPublishable(envelope);
     await this.redis.call(
       'XADD', this.streamKey(envelope.topic), 'MINID', '~', this.retentionThreshold(), '*',
       'type', envelope.type, 'version', envelope.version, 'envelope', JSON.stringify(envelope),

@@ -1,9 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
-import { z } from 'zod';
-import { PermanentError } from '../errors/index.ts';
-import { createEnvelope, EventEnvelope, type EnvelopeOptions, type EventData, type EventDefinition } from '../events/define.ts';
+import type { z } from 'zod';
+import { assertPublishable, createEnvelope, type EnvelopeOptions, type EventData, type EventDefinition, type EventEnvelope } from '../events/define.ts';
 import type { DeadLetter, EventBus, GroupInfo, GroupPosition, SubscribeOptions, Subscription } from '../events/event-bus.ts';
 import { eventMetrics, type EventMetrics, type GroupStats } from '../events/event-metrics.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
@@ -122,10 +121,7 @@ export class KafkaEventBus implements EventBus {
 
   /** {@inheritDoc EventBus.publishEnvelope} */
   async publishEnvelope(envelope: EventEnvelope): Promise<void> {
-    const checked = EventEnvelope.safeParse(envelope);
-    if (!checked.success) {
-      throw new PermanentError(`Invalid event envelope: ${z.prettifyError(checked.error)}`, 'events.invalid_envelope', { details: checked.error.issues });
-    }
+    assertPublishable(envelope);
     await this.send(envelope);
     this.metrics.published.inc({ topic: envelope.topic, type: envelope.type });
   }
@@ -211,7 +207,7 @@ export class KafkaEventBus implements EventBus {
   async groups(topic: string): Promise<GroupInfo[]> {
     const name = topicName(this.prefix, topic);
     if (!(await this.topicExists(name))) return [];
-    const ids = [...(await this.admin.listGroups()).keys()].filter((id) => id.startsWith(this.prefix) && id !== `${this.prefix}civildiy-reader`);
+    const ids = [...(await this.admin.listGroups()).keys()].filter((id) => id.startsWith(this.prefix));
     if (ids.length === 0) return [];
     const described = await this.admin.describeGroups({ groups: ids });
     const infos: GroupInfo[] = [];
@@ -250,7 +246,7 @@ export class KafkaEventBus implements EventBus {
     const envelope = found.envelope;
     const message = envelope
       ? envelopeMessage(this.prefix, envelope, headers)
-      : { topic: topicName(this.prefix, topic), key: (found as DeadLetter & { key?: string }).key ?? '', value: found.raw, headers };
+      : { topic: topicName(this.prefix, topic), key: found.key, value: found.raw, headers };
     await this.batches.send(message);
     await this.writeDeadLetter(topic, id, undefined);
     return true;

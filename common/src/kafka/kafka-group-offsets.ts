@@ -56,7 +56,8 @@ export class KafkaGroupOffsets {
 
   /** The group's position on every partition of `topic`, with the partition ends and lag. */
   async position(group: string, topic: string): Promise<TopicPosition> {
-    const [stored, starts, ends] = await Promise.all([this.stored(group, topic), this.offsets(topic, EARLIEST), this.offsets(topic, LATEST)]);
+    const [starts, ends] = await Promise.all([this.offsets(topic, EARLIEST), this.offsets(topic, LATEST)]);
+    const stored = await this.stored(group, topic, ends.length);
     let exists = false;
     const partitions = ends.map((end, partition): PartitionLag => {
       const entry = stored.find((item) => item.partition === partition);
@@ -115,8 +116,8 @@ export class KafkaGroupOffsets {
     return result.get(topic) ?? [];
   }
 
-  private async stored(group: string, topic: string): Promise<StoredOffset[]> {
-    const partitions = (await this.offsets(topic, LATEST)).map((_, partition) => partition);
+  private async stored(group: string, topic: string, partitionCount: number): Promise<StoredOffset[]> {
+    const partitions = Array.from({ length: partitionCount }, (_, partition) => partition);
     const connection = await this.coordinator(group);
     const response = await offsetFetchV9.api.async(connection, [{ groupId: group, memberId: null, memberEpoch: -1, topics: [{ name: topic, partitionIndexes: partitions }] }], false);
     const found = response.groups.find((item) => item.groupId === group);

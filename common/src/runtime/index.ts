@@ -173,9 +173,9 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
   const retryWaitingRows = () => {
     relay.retryWaitingNow().catch((error: unknown) => logger.warn({ err: error }, 'outbox: could not retry the waiting rows after the broker came back'));
   };
+  // Task rows wait for Redis, event rows for the event bus (the same Redis, or Kafka).
   redis.on('ready', retryWaitingRows);
-  // Event rows wait for the event bus: on Kafka that is another broker coming back.
-  const stopWatchingBus = config.EVENT_BUS === 'kafka' ? bus.onRecovered(retryWaitingRows) : () => {};
+  const stopWatchingBus = bus.onRecovered(retryWaitingRows);
   shutdown.add('outbox relay', () => {
     redis.off('ready', retryWaitingRows);
     stopWatchingBus();
