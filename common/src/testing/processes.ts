@@ -3,8 +3,15 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
-/** A free TCP port on 127.0.0.1 (asked from the OS). */
+/** A free TCP port on 127.0.0.1: from this vitest worker's own block (see below), else asked from the OS. */
 export async function freePort(): Promise<number> {
+  const block = workerPortBlock();
+  if (block) {
+    for (let tried = 0; tried < PORT_BLOCK_SIZE; tried++) {
+      const port = block.start + (nextInBlock++ % PORT_BLOCK_SIZE);
+      if (await canListen(port)) return port;
+    }
+  }
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -12,6 +19,31 @@ export async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   if (!address || typeof address === 'string') throw new Error('no port');
   return address.port;
+}
+
+/**
+ * Test files run in parallel vitest workers, and a port the system hands out for port 0 can reach
+ * two of them (or a client socket) before either listens on it: a service of one system then
+ * answers for another's. Under vitest each worker takes ports from a block of its own, below the
+ * ephemeral range (32768 and up) that port 0 and client sockets use.
+ */
+const PORT_BLOCK_SIZE = 1_000;
+const PORT_BLOCKS_START = 20_000;
+let nextInBlock = 0;
+
+function workerPortBlock(): { start: number } | undefined {
+  const pool = Number(process.env.VITEST_POOL_ID);
+  if (!Number.isInteger(pool) || pool < 1) return undefined;
+  const start = PORT_BLOCKS_START + (pool - 1) * PORT_BLOCK_SIZE;
+  return start + PORT_BLOCK_SIZE <= 32_768 ? { start } : undefined;
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 /** A service running as a real child process (tests). */
