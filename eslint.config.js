@@ -13,6 +13,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript run by node (the build script, PGlite's worker thread).
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', performance: 'readonly' } },
+  },
+  {
     files: ['scripts/**', 'bench/**', '**/src/main.ts', '**/src/cli/**'],
     rules: { 'no-console': 'off' },
   },

@@ -1,5 +1,12 @@
 import { fileURLToPath } from 'node:url';
+import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * Tests run the TypeScript sources: `@civildiy/common` and the services' own exports resolve to
+ * `src/*.ts` under this condition (the compiled `dist/` is the default, for `npm start` and the images).
+ */
+export const SOURCE_CONDITION = 'civildiy-source';
 
 /** One vitest project per workspace, so `npm test -w <service>` runs that service's tests alone. */
 const workspaces = [
@@ -27,6 +34,7 @@ const kafkaTestBrokerSetup = fileURLToPath(new URL('./common/src/testing/kafka-t
 export default defineConfig({
   test: {
     projects: workspaces.map((name) => ({
+      ssr: { resolve: { conditions: [SOURCE_CONDITION, ...defaultServerConditions], externalConditions: [SOURCE_CONDITION] } },
       test: {
         name,
         root: `./${name}`,

@@ -133,10 +133,10 @@ interface Setup {
 }
 
 /** A fresh bus on `transport` under a prefix of its own (Redis keys / Kafka topics and groups), built as services build theirs. */
-function openBus(setup: Setup, transport: Transport): { bus: EventBus; prefix: string } {
+async function openBus(setup: Setup, transport: Transport): Promise<{ bus: EventBus; prefix: string }> {
   const prefix = `bench-events-${runId}-${++prefixes}`;
   const env = { EVENT_BUS: transport, REDIS_BROKER_URL: REDIS_URL, REDIS_KEY_PREFIX: prefix, KAFKA_BROKERS: setup.broker?.bootstrap, KAFKA_PREFIX: `${prefix}.` };
-  return { bus: createEventBus(loadConfig(baseEnv, env), { service: 'bench-events', logger }), prefix };
+  return { bus: await createEventBus(loadConfig(baseEnv, env), { service: 'bench-events', logger }), prefix };
 }
 
 /** Closes a bus of {@link openBus} and deletes its Redis keys (a Kafka prefix's topics go with the broker's data at the end). */
@@ -281,7 +281,7 @@ async function relayPart(setup: Setup, db: BenchDatabase): Promise<RelayRow[]> {
     console.log(`  rep ${row.rep} ${row.keys} ${row.mode} ${row.transport}: ${row['rows/s']} rows/s (${row.ms} ms)`);
   };
   const relayRun = async (rep: number, keys: KeyPattern, transport: Transport | undefined) => {
-    const opened = transport ? openBus(setup, transport) : undefined;
+    const opened = transport ? await openBus(setup, transport) : undefined;
     try {
       // Connections, topic and producer id before the clock starts.
       if (opened) await opened.bus.publish(postCreated, newPostSnapshot());
@@ -299,7 +299,7 @@ async function relayPart(setup: Setup, db: BenchDatabase): Promise<RelayRow[]> {
     }
   };
   const publishRun = async (rep: number, keys: KeyPattern, transport: Transport, mode: 'publish as relay' | 'publish all') => {
-    const opened = openBus(setup, transport);
+    const opened = await openBus(setup, transport);
     try {
       await opened.bus.publish(postCreated, newPostSnapshot());
       const envelopes = benchEvents(keys, ROWS).map(({ event, data }) => createEnvelope(event, data) as EventEnvelope);
@@ -339,7 +339,7 @@ async function consumerPart(setup: Setup): Promise<ConsumerRow[]> {
   const rows: ConsumerRow[] = [];
   for (let rep = 1; rep <= REPS; rep++) {
     for (const transport of ordered(rep)) {
-      const opened = openBus(setup, transport);
+      const opened = await openBus(setup, transport);
       try {
         // Connections, topic and producer id first, with an event the group skips (it subscribes to post.created only).
         await opened.bus.publish(postUpdated, newPostSnapshot({ version: 2 }));
@@ -424,7 +424,7 @@ interface EventTimes {
 
 async function latencyRun(setup: Setup, db: BenchDatabase, rep: number, transport: Transport): Promise<LatencyRow> {
   await db.execute(sql`truncate outbox`);
-  const opened = openBus(setup, transport);
+  const opened = await openBus(setup, transport);
   const times = new Map<string, EventTimes>();
   const timesOf = (id: string) => {
     let entry = times.get(id);
@@ -538,7 +538,7 @@ interface VisibilityRow extends VisibilityFigures {
 
 /** A consumer group of this process on a slice's bus: when each post's `post.created` reached it. */
 async function startTap(slice: Slice): Promise<{ seenAt: Map<string, number>; close(): Promise<void> }> {
-  const bus = createEventBus(loadConfig(baseEnv, slice.env), { service: 'bench-events-tap', logger });
+  const bus = await createEventBus(loadConfig(baseEnv, slice.env), { service: 'bench-events-tap', logger });
   const seenAt = new Map<string, number>();
   const subscription = bus.subscribe({
     group: 'bench-tap',
@@ -630,7 +630,7 @@ interface BrokerMemory {
  * how long that took.
  */
 async function warmUpBroker(setup: Setup): Promise<number> {
-  const opened = openBus(setup, 'kafka');
+  const opened = await openBus(setup, 'kafka');
   const started = performance.now();
   const subscription = opened.bus.subscribe({ group: 'bench-warm-up', events: [postCreated], handle: () => undefined });
   await subscription.ready;

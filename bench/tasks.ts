@@ -63,7 +63,7 @@ class WorkerProcess {
   static async start(): Promise<WorkerProcess> {
     const here = path.dirname(fileURLToPath(import.meta.url));
     const child = fork(path.join(here, 'tasks-worker.ts'), [], {
-      execArgv: ['--import', 'tsx'],
+      execArgv: ['--conditions=civildiy-source', '--import', 'tsx'],
       cwd: path.resolve(here, '..'),
       env: { ...process.env, REDIS_BROKER_URL: REDIS_URL },
     });

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deferred, eventually, Received, testBus, widgetCreated, within } from './fixtures/events-harness.ts';
+import { TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
 
 const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 const crashingConsumer = fileURLToPath(new URL('./fixtures/events-crashing-consumer.ts', import.meta.url));
@@ -20,7 +21,7 @@ describe('RedisStreamsEventBus crash recovery', () => {
     const published = [];
     for (let n = 0; n < 3; n++) published.push(await bus.publish(widgetCreated, { widgetId: `w${n}`, n }));
 
-    const child = spawn(process.execPath, ['--import', 'tsx', crashingConsumer], {
+    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, crashingConsumer], {
       cwd: repositoryRoot,
       env: { ...process.env, EVENTS_PREFIX: prefix, EVENTS_GROUP: 'orders-projection', EVENTS_CONCURRENCY: '3' },
       stdio: ['ignore', 'pipe', 'inherit'],

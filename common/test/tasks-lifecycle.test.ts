@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { TaskClient, TaskWorker, defineTask } from '../src/tasks/index.ts';
 import { FAST_LOCKS, crashTask } from './fixtures/tasks-crash-contract.ts';
 import { REDIS_URL, deferred, quietLogger, removePrefix, uniquePrefix } from './fixtures/tasks-support.ts';
+import { TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
 
 const prefix = uniquePrefix('lifecycle');
 const registry = new Registry();
@@ -112,7 +113,7 @@ describe('worker lifecycle', () => {
   });
 
   it('a worker process killed mid-job loses its lock and another worker completes the job', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'fixtures/tasks-crash-worker.ts')], {
+    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, path.join(here, 'fixtures/tasks-crash-worker.ts')], {
       cwd: repositoryRoot,
       env: { ...process.env, TASKS_PREFIX: prefix, REDIS_BROKER_URL: REDIS_URL },
       stdio: ['ignore', 'pipe', 'inherit'],

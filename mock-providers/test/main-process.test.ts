@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
 
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const CUSTOMER = '0190a6f0-0000-7000-8000-000000000001';
@@ -33,7 +34,7 @@ const started: ChildProcess[] = [];
 /** Starts `src/main.ts` on three free ports and resolves once it logged that all providers listen. */
 async function startMain(env: Record<string, string> = {}): Promise<Running> {
   const [paymentsPort, messagingPort, embeddingsPort] = [await freePort(), await freePort(), await freePort()];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'src/main.ts'], {
     cwd: serviceDir,
     env: {
       ...process.env,

@@ -1,14 +1,16 @@
 /**
- * One service under `npm start`: runs `node --import tsx src/main.ts` in its workspace, prefixes its
+ * One service under `npm start`: runs its compiled `dist/main.js` with plain node in its workspace, prefixes its
  * output, watches `/health/ready`, restarts it after an unexpected exit as `restart-policy.ts`
  * decides, and stops it on request (SIGTERM, then SIGKILL after a grace period).
  *
  * Each process gets its own process group (`detached`), so Ctrl-C in the terminal reaches the
  * launcher only and the launcher alone decides what stops when: no service exits on the terminal's
- * SIGINT while the launcher would take that exit for a crash.
+ * SIGINT while the launcher would take that exit for a crash. Should the launcher die without
+ * stopping them (SIGKILL, a crash), the services stop by themselves: their standard input ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
+import { STOP_WITH_LAUNCHER_VARIABLE } from '@civildiy/common';
 import { pipeLines } from './prefixed-output.ts';
 import { decideAfterExit, describeExit, type ProcessExit } from './restart-policy.ts';
 
@@ -72,10 +74,12 @@ export class SupervisedService {
 
   /** Starts a process of the service (the first one, or a restart). */
   start(): void {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['--enable-source-maps', 'dist/main.js'], {
       cwd: this.launch.cwd,
-      env: this.launch.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its standard input is a pipe the launcher never writes to: it ends when the launcher exits,
+      // however it exits, and then the service stops too (`Shutdown.stopWhenStdinEnds`).
+      env: { ...this.launch.env, [STOP_WITH_LAUNCHER_VARIABLE]: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });
     this.child = child;

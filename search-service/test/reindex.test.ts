@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { count, eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REDIS_URL, startMockProviders, type MockProviders } from '@civildiy/common/testing';
+import { REDIS_URL, startMockProviders, type MockProviders, TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
 import * as schema from '../src/db/schema.ts';
 import { reindexControl, type ReindexAnswer } from '../src/reindex-control.ts';
 import { diyCorpus } from './diy-corpus.ts';
@@ -92,7 +92,7 @@ describe('reindex', () => {
     const { started } = await indexedService('reindex-cli');
     service = started;
     const cwd = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/reindex.ts'], {
+    const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'src/reindex.ts'], {
       cwd,
       env: { ...process.env, REDIS_BROKER_URL: REDIS_URL, REDIS_KEY_PREFIX: service.prefix, SEARCH_REINDEX_PROGRESS_MS: '100', LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

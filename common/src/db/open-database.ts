@@ -123,13 +123,24 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   const memory = options.dataDir.startsWith('memory://');
   const dataDir = memory ? `memory://${service}` : join(options.dataDir, service);
   if (!memory) await mkdir(dataDir, { recursive: true });
-  const client: PGliteDriverClient = options.thread
-    ? await PGliteThread.create(dataDir, { extensions: extensionNames, ...(options.onThreadExit ? { onExit: options.onThreadExit } : {}) })
-    : await PGliteClient.create(dataDir, { extensions: extensionNames });
+  const openClient = async (): Promise<PGliteDriverClient> =>
+    options.thread
+      ? await PGliteThread.create(dataDir, { extensions: extensionNames, ...(options.onThreadExit ? { onExit: options.onThreadExit } : {}) })
+      : await PGliteClient.create(dataDir, { extensions: extensionNames });
+  let client = await openClient();
   try {
     // Drizzle's PGlite driver only calls `query` and `transaction`, which both clients offer.
-    const pgliteDb = drizzlePglite({ client: client as unknown as PGlite, ...drizzleConfig });
+    let pgliteDb = drizzlePglite({ client: client as unknown as PGlite, ...drizzleConfig });
     const migrations = await migratePgliteDatabase(pgliteDb, service, options.migrationsFolder, extensionNames);
+    // PGlite's WASM memory grows with the work it does and never shrinks: creating a new folder
+    // (initdb) leaves an instance at ~630 MB, applying migrations (indexes) at ~400 MB, against
+    // ~280 MB for the same database opened afresh. After such one-time work the instance is closed
+    // and opened again (~0.3 s, only then).
+    if (!memory && migrations.applied > 0) {
+      await client.close();
+      client = await openClient();
+      pgliteDb = drizzlePglite({ client: client as unknown as PGlite, ...drizzleConfig });
+    }
     logger?.info({ database: service, kind: 'pglite', dataDir, ...migrations }, 'database ready');
     let closed: Promise<void> | undefined;
     return {

@@ -84,7 +84,7 @@ async function handle(request) {
 try {
   const extensions = {};
   if (workerData.extensions.includes('vector')) extensions.vector = (await import('@electric-sql/pglite-pgvector')).vector;
-  db = await PGlite.create(workerData.dataDir, { extensions });
+  db = await PGlite.create(workerData.dataDir, { extensions, postgresqlconf: workerData.settings });
   // Date, time and interval types (and their arrays) come back as Postgres text; the main thread
   // parses them (`keepTextTypesRaw` of pglite-client.ts, which cannot be imported here).
   for (const type of workerData.textTypes) db.parsers[type] = (value) => value;

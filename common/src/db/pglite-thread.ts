@@ -1,12 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type { QueryOptions, Results } from '@electric-sql/pglite';
-import { finishRows, parsersAreTextTypes, RAW_TEXT_TYPES, type PGliteClientTransaction, type PGliteDriverClient } from './pglite-client.ts';
+import { finishRows, parsersAreTextTypes, PGLITE_SETTINGS, RAW_TEXT_TYPES, type PGliteClientTransaction, type PGliteDriverClient } from './pglite-client.ts';
 import { DatabaseGoneError } from './database-unavailable.ts';
 
 /** What the worker thread is started with. */
 export interface ThreadWorkerData {
   dataDir: string;
   extensions: string[];
+  /** PGlite's `postgresqlconf` ({@link PGLITE_SETTINGS}). */
+  settings: string[];
   /** The types returned as text (`RAW_TEXT_TYPES` of `pglite-client.ts`). */
   textTypes: number[];
 }
@@ -80,7 +82,7 @@ export class PGliteThread implements PGliteDriverClient {
 
   /** Starts the worker and opens the database in `dataDir` (a folder or `memory://…`). */
   static async create(dataDir: string, options: { extensions?: string[]; onExit?: (error: Error) => void } = {}): Promise<PGliteThread> {
-    const workerData: ThreadWorkerData = { dataDir, extensions: options.extensions ?? [], textTypes: [...RAW_TEXT_TYPES] };
+    const workerData: ThreadWorkerData = { dataDir, extensions: options.extensions ?? [], textTypes: [...RAW_TEXT_TYPES], settings: [...PGLITE_SETTINGS] };
     const worker = new Worker(new URL('./pglite-thread-worker.mjs', import.meta.url), { workerData });
     const opened = new Promise<void>((resolve, reject) => {
       const onMessage = (reply: ThreadReply) => {

@@ -3,11 +3,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Admin } from '@platformatic/kafka';
+import { portIsFree } from '../net/port-is-free.ts';
 
 const run = promisify(execFile);
 
@@ -222,15 +222,6 @@ export class LocalKafkaBroker {
     }
     throw new Error(`The Kafka broker did not ${ended ? 'stay up' : `answer within ${timeoutMs} ms`}. Its last output:\n${this.output.join('\n')}`);
   }
-}
-
-/** Whether nothing listens on 127.0.0.1:`port`. */
-function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
 }
 
 /** A KRaft cluster id: 16 random bytes, base64url (what `kafka-storage random-uuid` prints). */

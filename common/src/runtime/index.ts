@@ -155,7 +155,7 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
   shutdown.add('task results redis', () => (results.status === 'wait' ? results.disconnect() : results.quit()));
   const tasks = new TaskClient({ connection: redis, resultsConnection: results, prefix: config.REDIS_KEY_PREFIX, logger });
   shutdown.add('task client', () => tasks.close());
-  const bus = createEventBus(config, { service, logger });
+  const bus = await createEventBus(config, { service, logger });
   shutdown.add('event bus', () => bus.close());
   logger.info({ transport: config.EVENT_BUS }, `event bus: ${describeEventBus(config)}`);
 

@@ -1,3 +1,4 @@
+import { STOP_WITH_LAUNCHER_VARIABLE } from '../config/launcher-contract.ts';
 import type { Logger } from '../logging/index.ts';
 
 /** One step of an ordered shutdown. */
@@ -43,29 +44,44 @@ export class Shutdown {
    * On SIGTERM/SIGINT: run the steps and exit 0, or exit 1 after `timeoutMs`. A second signal more
    * than 2 s after the first forces exit 1; one sooner is ignored, because a service run straight
    * from a terminal can get one Ctrl-C twice (from the terminal and from npm or tsx forwarding it).
-   * Under `npm start` each service has its own process group and gets one SIGTERM from the launcher.
+   * Under `npm start` each service has its own process group and gets one SIGTERM from the launcher,
+   * and stops as well when the launcher is gone ({@link stopWhenStdinEnds}).
    */
   installSignalHandlers(): void {
-    let firstSignalAt: number | undefined;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (firstSignalAt !== undefined) {
-        if (Date.now() - firstSignalAt < 2_000) return;
-        this.logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      firstSignalAt = Date.now();
-      this.logger.info({ signal }, 'shutting down');
-      const timer = setTimeout(() => {
-        this.logger.error({ timeoutMs: this.timeoutMs }, 'shutdown timed out');
-        process.exit(1);
-      }, this.timeoutMs);
-      timer.unref();
-      void this.run().then(() => {
-        this.logger.info('stopped');
-        process.exit(0);
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', (signal) => this.begin(signal));
+    process.on('SIGINT', (signal) => this.begin(signal));
+    if (process.env[STOP_WITH_LAUNCHER_VARIABLE] === '1') this.stopWhenStdinEnds();
+  }
+
+  /**
+   * Shuts down, as on SIGTERM, when standard input ends. The launcher (`npm start`) gives each
+   * service a pipe as its standard input and sets {@link STOP_WITH_LAUNCHER_VARIABLE}: the pipe
+   * ends when the launcher exits, however it exits (even by SIGKILL), so no service outlives it.
+   */
+  stopWhenStdinEnds(): void {
+    process.stdin.on('end', () => this.begin('standard input ended (the launcher is gone)'));
+    process.stdin.on('error', () => this.begin('standard input failed (the launcher is gone)'));
+    process.stdin.resume();
+  }
+
+  private firstSignalAt: number | undefined;
+
+  private begin(reason: string): void {
+    if (this.firstSignalAt !== undefined) {
+      if (Date.now() - this.firstSignalAt < 2_000) return;
+      this.logger.warn({ reason }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    this.firstSignalAt = Date.now();
+    this.logger.info({ reason }, 'shutting down');
+    const timer = setTimeout(() => {
+      this.logger.error({ timeoutMs: this.timeoutMs }, 'shutdown timed out');
+      process.exit(1);
+    }, this.timeoutMs);
+    timer.unref();
+    void this.run().then(() => {
+      this.logger.info('stopped');
+      process.exit(0);
+    });
   }
 }

@@ -72,15 +72,27 @@ export interface StartServiceOptions {
   readyTimeoutMs?: number;
   /** Display name (default: the workspace). */
   name?: string;
+  /**
+   * Run the compiled `dist/main.js` with plain node, as `npm start` and the images do (build it
+   * first: `npm run build`). Default false: the TypeScript sources through tsx.
+   */
+  compiled?: boolean;
 }
 
 /**
- * Starts `node --import tsx src/main.ts` in a workspace as its own process and waits until it is
- * ready. Rejects, with the process's output, when it exits or is not ready in time.
+ * Node's arguments to run TypeScript sources of this repository: tsx's loader, and the condition
+ * under which `@civildiy/common` and the services' exports resolve to `src/*.ts` instead of `dist/`.
+ */
+export const TYPESCRIPT_NODE_ARGS: readonly string[] = ['--conditions=civildiy-source', '--import', 'tsx'];
+
+/**
+ * Starts a workspace's service as its own process (`src/main.ts` through tsx, or with `compiled`
+ * its `dist/main.js`) and waits until it is ready. Rejects, with the process's output, when it exits or is not ready in time.
  */
 export async function startServiceProcess(options: StartServiceOptions): Promise<ServiceProcess> {
   const name = options.name ?? options.workspace;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const args = options.compiled ? ['--enable-source-maps', 'dist/main.js'] : [...TYPESCRIPT_NODE_ARGS, 'src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: path.join(options.root, options.workspace),
     env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

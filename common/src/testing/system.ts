@@ -1,7 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { LocalPostgres } from '../db/local-postgres.ts';
 import { newId } from '../ids/index.ts';
+import { SERVICES } from '../topology/index.ts';
 import { repositoryRoot } from './mock-providers.ts';
 import { removeKafkaPrefix } from './kafka-prefix.ts';
 import { freePort, startServiceProcess, type ServiceProcess } from './processes.ts';
@@ -45,7 +47,7 @@ export interface SystemUnderTest {
    * `<prefix>.`, so that systems sharing one broker do not see each other's events. Otherwise undefined.
    */
   kafkaPrefix: string | undefined;
-  /** Its temporary data folder (embedded databases, keys). */
+  /** Its temporary data folder (embedded databases, the local Postgres server's cluster, keys). */
   dataDir: string;
   /** The environment every process got. */
   env: Record<string, string>;
@@ -101,6 +103,15 @@ export interface StartSystemOptions {
   env?: Record<string, string>;
   /** How long each process may take to become ready. Default 90 s. */
   readyTimeoutMs?: number;
+  /**
+   * Where the databases of services without a `*_DATABASE_URL` in `env` run, as under `npm start`:
+   * `local-postgres` (default) a database each on a Postgres server of the system's own (the
+   * binaries of `LocalPostgres`, on a free port, data in the system's folder; search-service stays
+   * on PGlite for pgvector), or `pglite` embedded in every service.
+   */
+  databases?: 'local-postgres' | 'pglite';
+  /** Run the services' compiled `dist/main.js` with plain node, as `npm start` does (build first). Default false: TypeScript through tsx. */
+  compiled?: boolean;
 }
 
 async function stopWithin(service: ServiceProcess, graceMs: number): Promise<void> {
@@ -127,6 +138,8 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
   const embeddings = await freePort();
   const gatewayOps = await freePort();
   const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-system-'));
+  // As root the Postgres server runs as another user, who must reach its folder inside this one.
+  await chmod(dataDir, 0o755);
   const prefix = `sut-${newId().slice(-12)}`;
   const onKafka = options.env?.EVENT_BUS === 'kafka';
   // Kafka topics and groups are cluster-wide: the system's own prefix isolates it as REDIS_KEY_PREFIX does on Redis.
@@ -169,6 +182,18 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     SHUTDOWN_TIMEOUT_MS: '5000',
     ...options.env,
   };
+  let postgres: LocalPostgres | undefined;
+  const onLocalPostgres = SERVICES.filter((info) => info.database && !info.database.vector && wanted.has(info.name as SystemService) && !env[info.database.urlVariable]);
+  if ((options.databases ?? 'local-postgres') === 'local-postgres' && onLocalPostgres.length > 0) {
+    try {
+      postgres = await LocalPostgres.start({ dataDir, port: await freePort() });
+      for (const info of onLocalPostgres) env[info.database!.urlVariable] = await postgres.database(info.database!.name);
+    } catch (error) {
+      await postgres?.stop();
+      await rm(dataDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
   const processes = new Map<string, ServiceProcess>();
   const start = async (workspace: SystemService, name: string, port: number, extraEnv: Record<string, string> = {}) => {
     const service = await startServiceProcess({
@@ -178,6 +203,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       env: { ...env, ...extraEnv },
       readyUrl: `${url(port)}/health/ready`,
       readyTimeoutMs: options.readyTimeoutMs ?? 90_000,
+      compiled: options.compiled ?? false,
     });
     processes.set(name, service);
     return service;
@@ -216,6 +242,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     stop(graceMs = 15_000) {
       stopping ??= (async () => {
         await Promise.allSettled([...processes.values()].map((p) => stopWithin(p, graceMs)));
+        await postgres?.stop().catch(() => undefined);
         await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
         await removeRedisPrefix(prefix);
         if (ownKafkaPrefix) await removeKafkaPrefix((env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(','), ownKafkaPrefix).catch(() => undefined);
