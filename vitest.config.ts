@@ -30,6 +30,8 @@ const workspaces = [
  */
 const kafkaProjects = new Set(['common', 'feed-service', 'e2e']);
 const kafkaTestBrokerSetup = fileURLToPath(new URL('./common/src/testing/kafka-test-broker-setup.ts', import.meta.url));
+/** The projects whose tests run compiled code (`npm start`'s launcher, a built service) build it first. */
+const buildSetup = fileURLToPath(new URL('./common/src/testing/build-setup.ts', import.meta.url));
 
 export default defineConfig({
   test: {
@@ -42,7 +44,7 @@ export default defineConfig({
         testTimeout: name === 'e2e' ? 120_000 : 30_000,
         hookTimeout: name === 'e2e' ? 180_000 : 60_000,
         setupFiles: [],
-        globalSetup: kafkaProjects.has(name) ? [kafkaTestBrokerSetup] : [],
+        globalSetup: [...(name === 'e2e' ? [buildSetup] : []), ...(kafkaProjects.has(name) ? [kafkaTestBrokerSetup] : [])],
       },
     })),
   },

@@ -10,23 +10,32 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { calibrate } from './calibration.ts';
 
-const benchmarks: Record<string, () => Promise<Record<string, unknown>>> = {
-  tasks: async () => (await import('./tasks.ts')).runTaskBenchmarks(),
-  'order-flow': async () => {
-    const { run, printReport } = await import('./order-flow.ts');
+/**
+ * A benchmark module: `run()` measures and returns the figures (written to the JSON file),
+ * `printReport()` prints them. feed and search print their tables as they go, inside `run()`.
+ */
+interface Benchmark<Result> {
+  run(): Promise<Result>;
+  printReport?(result: Result): void;
+}
+
+/** Loads the module, runs it and prints its report: every entry the same way. */
+function benchmark<Result>(load: () => Promise<Benchmark<Result>>): () => Promise<Result> {
+  return async () => {
+    const { run, printReport } = await load();
     const result = await run();
-    printReport(result);
+    printReport?.(result);
     return result;
-  },
-  feed: async () => (await import('./feed.ts')).run(),
-  search: async () => (await import('./search.ts')).run(),
-  memory: async () => (await import('./memory.ts')).run(),
-  events: async () => {
-    const { run, printReport } = await import('./events.ts');
-    const result = await run();
-    printReport(result);
-    return result;
-  },
+  };
+}
+
+const benchmarks: Record<string, () => Promise<unknown>> = {
+  tasks: benchmark(() => import('./tasks.ts')),
+  'order-flow': benchmark(() => import('./order-flow.ts')),
+  feed: benchmark(() => import('./feed.ts')),
+  search: benchmark(() => import('./search.ts')),
+  memory: benchmark(() => import('./memory.ts')),
+  events: benchmark(() => import('./events.ts')),
 };
 
 const wanted = process.argv.slice(2);

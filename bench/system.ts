@@ -1,11 +1,13 @@
 /**
  * Benchmark support: the order slice from `startSystem` (`@civildiy/common/testing`, the same one the
- * e2e tests use) with benchmark defaults (quiet logs), stopped on Ctrl-C or a throw too; plus HTTP and
- * statistics helpers.
+ * e2e tests use) with benchmark defaults (quiet logs; the compiled services run with plain node, as
+ * `npm start` runs them), stopped on Ctrl-C or a throw too; plus HTTP and statistics helpers.
  */
+import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { SLICE_SERVICES, startSystem, type SliceService, type SystemService, type SystemUnderTest } from '@civildiy/common/testing';
+import { repositoryRoot, SLICE_SERVICES, startSystem, type SliceService, type SystemService, type SystemUnderTest } from '@civildiy/common/testing';
 
 export const REDIS_URL = process.env.REDIS_BROKER_URL ?? 'redis://127.0.0.1:6379';
 
@@ -23,7 +25,12 @@ export interface SliceOptions {
   env?: Record<string, string>;
 }
 
+/** One Ctrl-C reaches a benchmark up to three times (terminal, npm, tsx relaying it): a signal this soon after the first is the same one. */
+const REPEATED_SIGNAL_MS = 2_000;
+
 const live = new Set<Slice>();
+/** What {@link stopAll} runs besides stopping the slices (see {@link onInterrupt}). */
+const cleanups = new Set<() => Promise<unknown>>();
 let handlersInstalled = false;
 
 function installCleanupHandlers(): void {
@@ -33,23 +40,61 @@ function installCleanupHandlers(): void {
   process.on('exit', () => {
     for (const slice of live) for (const p of slice.processes.values()) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      console.error(`\n${signal}: stopping the benchmark slice(s)…`);
+  let interruptedAt: number | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interruptedAt === undefined) {
+      interruptedAt = Date.now();
+      console.error(`\n${signal}: stopping the benchmark's system(s)… (Ctrl-C again to exit now)`);
       void stopAll().finally(() => process.exit(130));
-    });
-  }
+    } else if (Date.now() - interruptedAt > REPEATED_SIGNAL_MS) {
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
-/** Stops every slice still running (for `finally` blocks and signal handlers). */
+/**
+ * Registers `cleanup` (stopping a system the benchmark started itself, e.g. `npm start`'s launcher)
+ * to run on Ctrl-C or SIGTERM, and in {@link stopAll}; returns its removal.
+ */
+export function onInterrupt(cleanup: () => Promise<unknown>): () => void {
+  installCleanupHandlers();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
+}
+
+/** Stops every slice still running and runs every {@link onInterrupt} cleanup (for `finally` blocks and signal handlers). */
 export async function stopAll(): Promise<void> {
-  await Promise.allSettled([...live].map((s) => s.stop()));
+  const stopping = [...live].map((slice) => slice.stop());
+  const cleaning = [...cleanups].map((cleanup) => cleanup());
+  await Promise.allSettled([...stopping, ...cleaning]);
 }
 
-/** Starts the slice or the chosen services (logs at warn unless `env.LOG_LEVEL` says otherwise) and resolves when every process is ready. */
+let build: Promise<void> | undefined;
+
+/**
+ * Compiles every workspace and the launcher (`node scripts/build.mjs --quiet`, as `npm start` does;
+ * incremental, a no-op build takes ~0.1 s), once per benchmark process.
+ * @throws Error with the build's output when it fails.
+ */
+export function buildOnce(): Promise<void> {
+  build ??= promisify(execFile)(process.execPath, ['scripts/build.mjs', '--quiet'], { cwd: repositoryRoot }).then(() => undefined);
+  return build;
+}
+
+/**
+ * Starts the slice or the chosen services (logs at warn unless `env.LOG_LEVEL` says otherwise) and
+ * resolves when every process is ready. The services run compiled (`dist/main.js`, built first by
+ * {@link buildOnce}) with plain node as under `npm start`; BENCH_TYPESCRIPT=1 runs their sources
+ * through tsx instead.
+ */
 export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
   installCleanupHandlers();
-  const start = () => startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000 });
+  const compiled = process.env.BENCH_TYPESCRIPT !== '1';
+  if (compiled) await buildOnce();
+  const start = () =>
+    startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000, compiled });
   let system: Slice;
   try {
     system = await start();

@@ -11,8 +11,9 @@
  *    at the same rate), one worker process, p50/p99/max, LATENCY_REPS rounds; bare BullMQ `add` →
  *    `job.waitUntilFinished` for reference.
  *
- * `npx tsx bench/tasks.ts` prints a table. Env: REDIS_BROKER_URL, BENCH_JOBS (20000), BENCH_REPS (5),
- * BENCH_RATE (1000), BENCH_SECONDS (10), BENCH_LATENCY_REPS (3), BENCH_QUIET=1 (no progress lines).
+ * `npx tsx bench/tasks.ts` prints a table; `run()` returns the figures, `printReport()` prints them.
+ * Env: REDIS_BROKER_URL, BENCH_JOBS (20000), BENCH_REPS (5), BENCH_RATE (1000), BENCH_SECONDS (10),
+ * BENCH_LATENCY_REPS (3), BENCH_QUIET=1 (no progress lines).
  * The machine's load average is printed too: on a shared machine, other processes move every figure.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -274,7 +275,7 @@ function series(samples: number[]): Series {
  * Runs every task benchmark and returns the figures: rates in jobs/s (median, min, max over the
  * repetitions), ratios ours/bare of the medians, latencies in ms.
  */
-export async function runTaskBenchmarks(): Promise<Record<string, unknown>> {
+export async function run(): Promise<Record<string, unknown>> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const loadAtStart = loadavg();
   try {
@@ -350,7 +351,8 @@ export async function runTaskBenchmarks(): Promise<Record<string, unknown>> {
   }
 }
 
-function printTable(result: Record<string, unknown>): void {
+/** Prints the figures {@link run} returned: throughput and CPU per job against bare BullMQ, then latency rounds. */
+export function printReport(result: Record<string, unknown>): void {
   const { throughput, ratio, latencyMs, settings, machine } = result as {
     throughput: Record<Mode, Record<string, Series>>;
     ratio: Record<string, number>;
@@ -390,6 +392,5 @@ function printTable(result: Record<string, unknown>): void {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await runTaskBenchmarks();
-  printTable(result);
+  printReport(await run());
 }

@@ -1,151 +1,18 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError } from '@civildiy/common';
-import { freePort, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 import { planEventTransport } from '../../scripts/launcher/event-transport.ts';
 import { decideAfterExit, MAX_RESTARTS_PER_WINDOW, RESTART_WINDOW_MS } from '../../scripts/launcher/restart-policy.ts';
-import { root } from './system.ts';
-
-/** A small system: a provider, a service with a database, one that calls auth, and the worker. */
-const SERVICES = ['mock-providers', 'auth-service', 'order-service', 'worker'] as const;
-type Service = (typeof SERVICES)[number];
-
-/** `npm start` as a real process, on free ports, with its own Redis key prefix and data folder. */
-interface LauncherRun {
-  /** Each service's `/health/ready`. */
-  readyUrls: Record<Service, string>;
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves with the first match of `pattern` in the output; rejects after `timeoutMs` or when the launcher exits first. */
-  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
-  /** The pid of every process the launcher started for `service`, in start order (from its "started (pid N)" lines). */
-  pids(service: Service): number[];
-  /** SIGINT to the launcher; resolves with its exit. */
-  interrupt(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Stops what is left (SIGKILL to every process it started), deletes the data folder and the Redis keys. */
-  cleanUp(): Promise<void>;
-}
-
-async function startLauncher(extraEnv: Record<string, string> = {}, services: readonly Service[] = SERVICES): Promise<LauncherRun> {
-  const [payments, messaging, embeddings, auth, orders, worker] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
-  const url = (port: number | undefined) => `http://127.0.0.1:${port}`;
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'civildiy-launcher-'));
-  const prefix = uniquePrefix('launcher');
-  const env = {
-    ...process.env,
-    DATA_DIR: dataDir,
-    REDIS_KEY_PREFIX: prefix,
-    LOG_LEVEL: 'warn',
-    MOCK_PAYMENTS_PORT: String(payments),
-    MOCK_MESSAGING_PORT: String(messaging),
-    MOCK_EMBEDDINGS_PORT: String(embeddings),
-    AUTH_PORT: String(auth),
-    ORDER_PORT: String(orders),
-    WORKER_PORT: String(worker),
-    PAYMENTS_URL: url(payments),
-    MESSAGING_URL: url(messaging),
-    EMBEDDINGS_URL: url(embeddings),
-    AUTH_JWKS_URL: `${url(auth)}/.well-known/jwks.json`,
-    ARGON2_MEMORY_KIB: '1024',
-    ARGON2_TIME_COST: '1',
-    SHUTDOWN_TIMEOUT_MS: '5000',
-    // Not whatever the shell running the tests says: the tests below choose Kafka themselves.
-    EVENT_BUS: 'redis',
-    ...extraEnv,
-  };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts', ...services], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const keep = (chunk: Buffer) => {
-    output += chunk.toString();
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-  });
-  const running = () => child.exitCode === null && child.signalCode === null;
-
-  const run: LauncherRun = {
-    readyUrls: {
-      'mock-providers': `${url(payments)}/health/ready`,
-      'auth-service': `${url(auth)}/health/ready`,
-      'order-service': `${url(orders)}/health/ready`,
-      worker: `${url(worker)}/health/ready`,
-    },
-    output: () => output,
-    exited,
-    waitFor: (pattern, timeoutMs) =>
-      new Promise((resolve, reject) => {
-        const deadline = AbortSignal.timeout(timeoutMs);
-        const check = () => {
-          const match = output.match(pattern);
-          if (match) finish(() => resolve(match));
-        };
-        const fail = (why: string) => finish(() => reject(new Error(`${why} before the launcher printed ${pattern}. Output:\n${output.slice(-8_000)}`)));
-        const onDeadline = () => fail(`${timeoutMs} ms passed`);
-        const onExit = () => fail('the launcher exited');
-        const finish = (settle: () => void) => {
-          child.stdout.off('data', check);
-          child.stderr.off('data', check);
-          child.off('exit', onExit);
-          deadline.removeEventListener('abort', onDeadline);
-          settle();
-        };
-        child.stdout.on('data', check);
-        child.stderr.on('data', check);
-        child.once('exit', onExit);
-        deadline.addEventListener('abort', onDeadline);
-        check();
-        if (!running()) onExit();
-      }),
-    pids: (service) => [...output.matchAll(new RegExp(`\\s${service} started \\(pid (\\d+)\\)`, 'g'))].map((match) => Number(match[1])),
-    interrupt: () => {
-      if (running()) child.kill('SIGINT');
-      return exited;
-    },
-    async cleanUp() {
-      if (running()) {
-        child.kill('SIGINT');
-        await once(child, 'exit', { signal: AbortSignal.timeout(30_000) }).catch(() => undefined);
-      }
-      for (const pid of [...SERVICES.flatMap((service) => run.pids(service)), child.pid!]) {
-        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-      }
-      await rm(dataDir, { recursive: true, force: true });
-      await removeRedisPrefix(prefix);
-    },
-  };
-  return run;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function answersReady(url: string): Promise<boolean> {
-  const response = await fetch(url, { signal: AbortSignal.timeout(2_000) }).catch(() => undefined);
-  return response?.ok === true;
-}
+import { answersReady, isAlive, processesUsing, describeProcess, SERVICES, startLauncher, waitUntil, type LauncherRun } from './launcher-run.ts';
 
 const START_TIMEOUT_MS = 60_000;
 
 describe('npm start supervises the services', () => {
   const runs: LauncherRun[] = [];
-  const launch = async (extraEnv?: Record<string, string>) => {
-    const run = await startLauncher(extraEnv);
+  const launch = async (env?: Record<string, string>) => {
+    const run = await startLauncher(env ? { env } : {});
     runs.push(run);
     return run;
   };
@@ -191,17 +58,36 @@ describe('npm start supervises the services', () => {
     expect(run.pids('worker')).toHaveLength(1);
   });
 
-  it('stops every service on SIGINT and exits 0', async () => {
+  it('stops every service, then the local Postgres server, on SIGINT and exits 0', async () => {
     const run = await launch();
     await run.waitFor(/CivilDIY is running/, START_TIMEOUT_MS);
     const pids = SERVICES.flatMap((service) => run.pids(service));
     expect(pids).toHaveLength(SERVICES.length);
+    const [, postgresPid] = (await run.waitFor(/Postgres is ready at 127\.0\.0\.1:\d+ \(pid (\d+)\)/, 1_000)).map(Number);
+    expect((await processesUsing(run.dataDir)).length, 'the server and its backends run in the data folder').toBeGreaterThan(1);
 
     const exit = await run.interrupt();
 
     expect(exit.code).toBe(0);
     expect(run.output()).toMatch(/CivilDIY stopped \(exit code 0\)/);
-    expect(pids.filter(isAlive)).toEqual([]);
+    expect(run.output()).toMatch(/every service has stopped: stopping Postgres/);
+    expect(run.output()).toMatch(/database system is shut down/);
+    expect([...pids, postgresPid!].filter(isAlive)).toEqual([]);
+    expect(await processesUsing(run.dataDir)).toEqual([]);
+  });
+
+  it('leaves no process behind when the launcher itself is killed with SIGKILL: the services and the Postgres server stop by themselves', async () => {
+    const run = await launch();
+    await run.waitFor(/CivilDIY is running/, START_TIMEOUT_MS);
+    const services = SERVICES.flatMap((service) => run.pids(service));
+    const server = await processesUsing(run.dataDir);
+    expect(server.length).toBeGreaterThan(1);
+
+    process.kill(run.pid, 'SIGKILL');
+    await run.exited;
+
+    await waitUntil(async () => [...services, ...server].filter(isAlive).length === 0, 20_000, async () => `still alive: ${(await Promise.all([...services, ...server].filter(isAlive).map(describeProcess))).join('; ')}`);
+    expect(await processesUsing(run.dataDir)).toEqual([]);
   });
 });
 
@@ -220,7 +106,7 @@ describe('npm start with EVENT_BUS=kafka', () => {
   });
 
   it('without Java and without KAFKA_BROKERS, stops with one line saying what to install and exit code 1, no stack trace', async () => {
-    const run = await startLauncher({ EVENT_BUS: 'kafka', KAFKA_BROKERS: '', PATH: await pathWithoutJava() });
+    const run = await startLauncher({ env: { EVENT_BUS: 'kafka', KAFKA_BROKERS: '', PATH: await pathWithoutJava() } });
     runs.push(run);
 
     const exit = await run.exited;
@@ -237,7 +123,7 @@ describe('npm start with EVENT_BUS=kafka', () => {
 
   it('with KAFKA_BROKERS set, starts no broker and runs on that cluster', async () => {
     // Without Java on the PATH, a broker start would fail: the run getting to "running" shows none was tried.
-    const run = await startLauncher({ EVENT_BUS: 'kafka', KAFKA_BROKERS: '127.0.0.1:1', PATH: await pathWithoutJava() }, ['mock-providers']);
+    const run = await startLauncher({ env: { EVENT_BUS: 'kafka', KAFKA_BROKERS: '127.0.0.1:1', PATH: await pathWithoutJava() }, services: ['mock-providers'] });
     runs.push(run);
 
     await run.waitFor(/CivilDIY is running/, START_TIMEOUT_MS);

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
-import { STOP_WITH_LAUNCHER_VARIABLE } from '@civildiy/common';
+import { SERVICE_NODE_ARGS, STOP_WITH_LAUNCHER_VARIABLE } from '@civildiy/common';
 import { pipeLines } from './prefixed-output.ts';
 import { decideAfterExit, describeExit, type ProcessExit } from './restart-policy.ts';
 
@@ -74,7 +74,7 @@ export class SupervisedService {
 
   /** Starts a process of the service (the first one, or a restart). */
   start(): void {
-    const child = spawn(process.execPath, ['--enable-source-maps', 'dist/main.js'], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_ARGS, 'dist/main.js'], {
       cwd: this.launch.cwd,
       // Its standard input is a pipe the launcher never writes to: it ends when the launcher exits,
       // however it exits, and then the service stops too (`Shutdown.stopWhenStdinEnds`).

@@ -194,7 +194,8 @@ export class LocalPostgres {
       );
     }
     let credentials: Credentials;
-    if (existsSync(path.join(cluster, 'PG_VERSION'))) {
+    const created = !existsSync(path.join(cluster, 'PG_VERSION'));
+    if (!created) {
       credentials = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
     } else {
       credentials = { superuser: SUPERUSER, password: randomBytes(18).toString('hex'), databases: {} };
@@ -228,6 +229,7 @@ export class LocalPostgres {
     }
     try {
       await server.waitReady(options.readyTimeoutMs ?? 30_000);
+      if (created) await server.closeSharedDatabases();
     } catch (error) {
       await server.kill();
       throw error;
@@ -274,6 +276,17 @@ export class LocalPostgres {
       await writeFile(this.credentialsFile, JSON.stringify(this.credentials, null, 2), { mode: 0o600 });
     }
     return this.urlOf(name, password, name);
+  }
+
+  /** A service's role may connect to its own database only: not to `postgres` or `template1`, which everyone may by default. */
+  private async closeSharedDatabases(): Promise<void> {
+    const admin = new pg.Client({ connectionString: this.adminUrl });
+    await admin.connect();
+    try {
+      await admin.query('revoke connect, temporary on database postgres, template1 from public');
+    } finally {
+      await admin.end();
+    }
   }
 
   /**

@@ -1,3 +1,5 @@
+import type { EventEmitter } from 'node:events';
+import pino from 'pino';
 import { STOP_WITH_LAUNCHER_VARIABLE } from '../config/launcher-contract.ts';
 import type { Logger } from '../logging/index.ts';
 
@@ -59,9 +61,24 @@ export class Shutdown {
    * ends when the launcher exits, however it exits (even by SIGKILL), so no service outlives it.
    */
   stopWhenStdinEnds(): void {
-    process.stdin.on('end', () => this.begin('standard input ended (the launcher is gone)'));
-    process.stdin.on('error', () => this.begin('standard input failed (the launcher is gone)'));
+    const launcherGone = (how: string) => {
+      this.stopLogging();
+      this.begin(`standard input ${how} (the launcher is gone)`);
+    };
+    process.stdin.on('end', () => launcherGone('ended'));
+    process.stdin.on('error', () => launcherGone('failed'));
     process.stdin.resume();
+  }
+
+  /**
+   * The launcher read the service's output: with it gone, every write to stdout fails (EPIPE).
+   * Pino stops writing when its stream reports EPIPE; it is told so now, before the shutdown logs,
+   * because a fatal line would otherwise flush synchronously and retry the broken write forever
+   * (sonic-boom 4's `flushSync` sleeps and retries on any error), and the process would never exit.
+   */
+  private stopLogging(): void {
+    const stream = (this.logger as unknown as Record<symbol, EventEmitter | undefined>)[pino.symbols.streamSym];
+    if (stream && stream.listenerCount('error') > 0) stream.emit('error', Object.assign(new Error('the launcher is gone'), { code: 'EPIPE' }));
   }
 
   private firstSignalAt: number | undefined;
