@@ -58,12 +58,12 @@ import { pathToFileURL } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { baseEnv, createLogger, loadConfig, newId } from '@civildiy/common';
 import { postCreated, postUpdated, type PostSnapshot } from '@civildiy/common/contracts';
-import { createTestDatabase, openDatabase, type Database } from '@civildiy/common/db';
+import { openDatabase, type Database } from '@civildiy/common/db';
 import { createEnvelope, type EnvelopePublisher, type EventBus, type EventEnvelope } from '@civildiy/common/events';
 import { LocalKafkaBroker } from '@civildiy/common/kafka';
 import { inboxTable, outbox, OutboxRelay, outboxTable } from '@civildiy/common/outbox';
 import { createEventBus } from '@civildiy/common/runtime';
-import { freePort, newPostSnapshot, removeRedisPrefix, repositoryRoot, SOCIAL_SERVICES, type RegisteredUser } from '@civildiy/common/testing';
+import { freePort, newPostSnapshot, removeRedisPrefix, repositoryRoot, SOCIAL_SERVICES, type RegisteredUser, createTestDatabase } from '@civildiy/common/testing';
 import { postToFeedVisibility, seedFeed, type VisibilityFigures } from './post-visibility.ts';
 import {
   commandCpuMs,

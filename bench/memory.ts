@@ -205,7 +205,7 @@ class Launcher {
       return await this.running;
     } catch (error) {
       await this.stop();
-      throw new Error(`npm start ${(error as Error).message}; its last output:\n${this.lines.join('\n')}`);
+      throw new Error(`npm start ${(error as Error).message}; ${this.lastOutput()}`);
     }
   }
 
@@ -224,6 +224,11 @@ class Launcher {
       return { ...(await this.exited), killed };
     })();
     return this.stopping;
+  }
+
+  /** Its last lines, for an error message. */
+  lastOutput(): string {
+    return `npm start's last output:\n${this.lines.join('\n')}`;
   }
 
   private keep(line: string): void {
@@ -505,7 +510,9 @@ async function repetition(rep: number): Promise<Repetition> {
     const secondIdle = await idleThenMeasure(second.launcher);
 
     progress(`${label}: ${POSTS} posts and ${ORDERS} orders through the gateway…`);
-    const load = await applyLoad();
+    const load = await applyLoad().catch((error: unknown) => {
+      throw new Error(`The load failed: ${(error as Error).message}\n${second.launcher.lastOutput()}`);
+    });
     progress(`${label}: sent in ${(load.sendMs / 1000).toFixed(1)} s, settled ${(load.settleMs / 1000).toFixed(1)} s later`);
     const loaded = await idleThenMeasure(second.launcher);
     problems.push(...(await stopChecked(second.launcher, 'stop after the load')));

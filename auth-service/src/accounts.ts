@@ -31,8 +31,6 @@ export interface AccountsOptions {
   /** Checks the device token a login presents. */
   devices: DeviceTokens;
   throttle: LoginThrottle;
-  /** Called after a transaction wrote to the outbox (wakes the relay). */
-  onOutboxWritten?: () => void;
 }
 
 const toPublicUser = (row: UserRow): PublicUser => ({ id: row.id, email: row.email, username: row.username, createdAt: row.createdAt.toISOString() });
@@ -52,7 +50,7 @@ export class Accounts {
   async register(input: { email: string; username: string; password: string }): Promise<Session> {
     const passwordHash = await this.options.passwords.hash(input.password);
     try {
-      const session = await this.options.db.transaction(async (tx) => {
+      return await this.options.db.transaction(async (tx) => {
         const [row] = await tx
           .insert(users)
           .values({ id: newId(), email: input.email, username: input.username, passwordHash })
@@ -66,8 +64,6 @@ export class Accounts {
         });
         return { user: toPublicUser(user), ...(await this.options.tokens.issue(tx, user)) };
       });
-      this.options.onOutboxWritten?.();
-      return session;
     } catch (error) {
       if (isUniqueViolation(error, 'users_email_unique')) throw new ConflictError('This email is already registered', 'auth.email_taken');
       if (isUniqueViolation(error, 'users_username_unique')) throw new ConflictError('This username is taken', 'auth.username_taken');

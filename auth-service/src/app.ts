@@ -23,8 +23,6 @@ export interface AppDeps {
   keys: SigningKeys;
   /** Checked by `GET /health/ready`. */
   readiness?: Record<string, ReadinessCheck>;
-  /** Called after a commit that wrote to the outbox (`relay.wake`). */
-  onOutboxWritten?: () => void;
 }
 
 /** auth-service's HTTP app, ready to `inject` or `listen`. */
@@ -47,7 +45,6 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     devices,
     passwords: new Passwords({ memoryKib: config.ARGON2_MEMORY_KIB, timeCost: config.ARGON2_TIME_COST, parallelism: config.ARGON2_PARALLELISM }),
     throttle: loginThrottle(config, deps.redis),
-    ...(deps.onOutboxWritten ? { onOutboxWritten: deps.onOutboxWritten } : {}),
   });
   registerApi(app, { accounts, tokens, keys });
   return app;

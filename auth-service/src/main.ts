@@ -9,7 +9,7 @@ import * as schema from './db/schema.ts';
 import { SigningKeys } from './signing-keys.ts';
 
 const config = loadConfigOrExit(authEnv);
-const { logger, shutdown, redis, database, relay, readiness } = await startRuntime({
+const { logger, shutdown, redis, database, readiness } = await startRuntime({
   service: 'auth-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.AUTH_DATABASE_URL },
@@ -22,5 +22,5 @@ const keys = await SigningKeys.open({
   logger,
 });
 
-const app = await buildApp({ config, logger, db: database.db, redis, keys, readiness, onOutboxWritten: () => relay.wake() });
+const app = await buildApp({ config, logger, db: database.db, redis, keys, readiness });
 await listen(app, { port: config.AUTH_PORT, host: config.HOST, shutdown });

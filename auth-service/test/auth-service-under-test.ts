@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogger, loadConfig, newId } from '@civildiy/common';
-import { openTestDatabase } from '@civildiy/common/db';
+import { openTestDatabase } from '@civildiy/common/testing';
 import { createRedis, type Redis } from '@civildiy/common/redis';
 import type { App } from '@civildiy/common/service';
 import { buildApp } from '../src/app.ts';
@@ -39,7 +39,6 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The Redis of the login throttle; default {@link REDIS_URL}. */
   redisUrl?: string;
-  onOutboxWritten?: () => void;
 }
 
 /** auth-service built as `main.ts` builds it, with cheap argon2, a unique Redis key prefix and its own keys. */
@@ -79,7 +78,6 @@ export async function startAuthService(options: StartOptions): Promise<AuthServi
     db: options.store.db,
     redis,
     keys,
-    ...(options.onOutboxWritten ? { onOutboxWritten: options.onOutboxWritten } : {}),
   });
   await app.ready();
   return {

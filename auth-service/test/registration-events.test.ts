@@ -1,7 +1,7 @@
 import { newId } from '@civildiy/common';
 import { userRegistered } from '@civildiy/common/contracts';
 import { RedisStreamsEventBus, type EnvelopeOf, type Subscription } from '@civildiy/common/events';
-import { OutboxRelay, outboxTable } from '@civildiy/common/outbox';
+import { OutboxRelay, outboxTable, watchOutboxCommits } from '@civildiy/common/outbox';
 import { createRedis } from '@civildiy/common/redis';
 import { and, count, eq, isNotNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +29,9 @@ describe.each(drivers)('user.registered through the outbox on %s', (driver) => {
     store = await openTestStore(driver);
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix, logger: quietLogger, blockMs: 100 });
     relay = new OutboxRelay({ db: store.db, publisher: bus, logger: quietLogger });
-    auth = await startAuthService({ store, onOutboxWritten: () => relay.wake() });
+    // As the runtime does: a commit that wrote to the outbox wakes the relay.
+    watchOutboxCommits(store.db, () => relay.wake());
+    auth = await startAuthService({ store });
     subscription = await bus.subscribe({
       group: 'auth-service-test',
       events: [userRegistered],

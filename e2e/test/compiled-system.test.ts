@@ -1,7 +1,11 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SYSTEM_SERVICES } from '@civildiy/common/testing';
-import { call, registerUser, startSystem, UNLIMITED_GATEWAY, type System } from './system.ts';
+import { call, registerUser, root, startSystem, UNLIMITED_GATEWAY, type System } from './system.ts';
+
+const run = promisify(execFile);
 
 /**
  * The system as `npm start` and the images run it: every service from its compiled `dist/main.js`
@@ -24,6 +28,19 @@ describe('the compiled system', () => {
       const ready = await fetch(`${system.serviceUrls[name]}/health/ready`);
       expect(ready.status, name).toBe(200);
     }
+  });
+
+  it("answers the images' health check (exit 0 when ready, 1 for a port where nothing answers)", async () => {
+    const healthcheck = (env: Record<string, string>) =>
+      run(process.execPath, ['common/dist/runtime/healthcheck.js'], { cwd: root, env: { ...process.env, ...env } }).then(
+        () => 0,
+        (error: { code: number }) => error.code,
+      );
+    const port = new URL(system.urls.orders).port;
+
+    expect(await healthcheck({ CIVILDIY_SERVICE: 'order-service', ORDER_PORT: port })).toBe(0);
+    expect(await healthcheck({ CIVILDIY_SERVICE: 'order-service', ORDER_PORT: '1' })).toBe(1);
+    expect(await healthcheck({ CIVILDIY_SERVICE: 'no-such-service' })).toBe(1);
   });
 
   it('serves a user through the gateway: registration, a post, the catalog', async () => {

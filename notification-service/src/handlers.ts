@@ -14,14 +14,14 @@ export const CONSUMER_GROUP = 'notification-service';
  * Consumes `user.registered`: keeps the contact copy and requests the welcome message, in one
  * transaction, once per event.
  */
-export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; onChange: () => void }): Subscription {
+export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema> }): Subscription {
   return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [userRegistered],
     concurrency: 8,
     handle: async (envelope) => {
       const user = userRegistered.data.parse(envelope.data);
-      const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
+      await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
         await rememberContact(tx, user);
         const notificationId = derivedId('notification', 'welcome', user.userId);
         // Keyed by the notification: a second registration event for the user adds no second task.
@@ -32,7 +32,6 @@ export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db
           { idempotencyKey: notificationId },
         );
       });
-      if (processed) deps.onChange();
     },
   });
 }

@@ -11,13 +11,13 @@ import * as schema from './db/schema.ts';
 import { handleNotificationTasks, subscribeToRegistrations } from './handlers.ts';
 
 const config = loadConfigOrExit(notificationServiceEnv);
-const { logger, shutdown, events, database, relay, readiness } = await startRuntime({
+const { logger, shutdown, events, database, readiness } = await startRuntime({
   service: 'notification-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.NOTIFICATION_DATABASE_URL },
 });
 
-const subscription = subscribeToRegistrations({ subscriber: events.subscriber, db: database.db, onChange: () => relay.wake() });
+const subscription = subscribeToRegistrations({ subscriber: events.subscriber, db: database.db });
 shutdown.add('user.registered consumer', () => subscription.close());
 
 const worker = new TaskWorker({

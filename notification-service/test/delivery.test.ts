@@ -29,7 +29,7 @@ beforeAll(async () => {
   database = await openDatabase({ service: 'notification-service', dataDir: 'memory://', migrationsFolder, schema });
   bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
   // Contacts arrive as in production: from `user.registered` (no outbox relay here, so no welcome messages).
-  registrations = subscribeToRegistrations({ subscriber: bus, db: database.db, onChange: () => undefined });
+  registrations = subscribeToRegistrations({ subscriber: bus, db: database.db });
   await registrations.ready;
   client = new TaskClient({ connection: REDIS_URL, prefix, logger });
   worker = new TaskWorker({ connection: REDIS_URL, prefix, queues: [sendNotification.queue], concurrency: 5, logger });

@@ -3,9 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
 import type { App } from '@civildiy/common/service';
-import { createTestTokens, type TestTokens } from '@civildiy/common/testing';
+import { createTestTokens, type TestTokens, DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import * as schema from '../src/db/schema.ts';
 

@@ -4,12 +4,13 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, derivedId, newId } from '@civildiy/common';
 import { sendNotification, userRegistered } from '@civildiy/common/contracts';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
 import { createEnvelope, RedisStreamsEventBus, type Subscription } from '@civildiy/common/events';
 import type { OutboxTaskPayload } from '@civildiy/common/outbox';
 import * as schema from '../src/db/schema.ts';
 import { CONSUMER_GROUP, subscribeToRegistrations } from '../src/handlers.ts';
-import { REDIS_URL, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
+import { REDIS_URL, removeRedisPrefix, uniquePrefix, DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
+import { watchOutboxCommits } from '@civildiy/common/outbox';
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 const logger = createLogger({ service: 'notification-service', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -24,14 +25,11 @@ describe.each(DATABASE_TARGETS)('user.registered consumption on %s', (target) =>
 
   beforeAll(async () => {
     database = await openTestDatabase(target, { service: 'notification-service', migrationsFolder, schema });
-    bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
-    subscription = subscribeToRegistrations({
-      subscriber: bus,
-      db: database.db,
-      onChange: () => {
-        changes += 1;
-      },
+    watchOutboxCommits(database.db, () => {
+      changes += 1;
     });
+    bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
+    subscription = subscribeToRegistrations({ subscriber: bus, db: database.db });
     await subscription.ready;
   });
 

@@ -10,8 +10,6 @@ export interface OrderAppDeps {
   logger: Logger;
   auth: KeySource;
   readiness: Record<string, ReadinessCheck>;
-  /** Called after an order commits, so the outbox relay delivers `orders.process` at once. */
-  onOrderPlaced: () => void;
   logRequests?: boolean;
   /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
   http?: Partial<HttpSettings>;
@@ -28,6 +26,6 @@ export async function buildApp(deps: OrderAppDeps): Promise<App> {
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
     ...(deps.http ? { http: deps.http } : {}),
   });
-  await app.register(ordersApi({ db: deps.db, onOrderPlaced: deps.onOrderPlaced }));
+  await app.register(ordersApi({ db: deps.db }));
   return app;
 }

@@ -13,7 +13,7 @@ export const CONSUMER_GROUP = 'order-service';
  * Consumes `order.processed`: marks the order confirmed or rejected and requests the customer's
  * notification, once per event (inbox) and in one transaction with the outbox row.
  */
-export function subscribeToOutcomes(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; logger: Logger; onChange: () => void }): Subscription {
+export function subscribeToOutcomes(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; logger: Logger }): Subscription {
   return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [orderProcessed],
@@ -26,7 +26,6 @@ export function subscribeToOutcomes(deps: { subscriber: EventSubscriber; db: Dat
       const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
         changed = await applyOutcome(tx, outcome);
       });
-      if (changed) deps.onChange();
       ctx.logger.info({ orderId: outcome.orderId, status: outcome.status, processed, changed }, 'order outcome applied');
     },
   });

@@ -8,14 +8,14 @@ import * as schema from './db/schema.ts';
 import { subscribeToOutcomes } from './handlers.ts';
 
 const config = loadConfigOrExit(orderServiceEnv);
-const { logger, shutdown, events, database, relay, readiness } = await startRuntime({
+const { logger, shutdown, events, database, readiness } = await startRuntime({
   service: 'order-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.ORDER_DATABASE_URL },
 });
 
-const subscription = subscribeToOutcomes({ subscriber: events.subscriber, db: database.db, logger, onChange: () => relay.wake() });
+const subscription = subscribeToOutcomes({ subscriber: events.subscriber, db: database.db, logger });
 shutdown.add('order.processed consumer', () => subscription.close());
 
-const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onOrderPlaced: () => relay.wake() });
+const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
 await listen(app, { port: config.ORDER_PORT, host: config.HOST, shutdown });

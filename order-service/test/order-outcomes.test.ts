@@ -23,7 +23,7 @@ beforeAll(async () => {
   prefix = uniquePrefix('order-outcomes');
   database = await openDatabase({ service: 'order-service', dataDir: 'memory://', migrationsFolder, schema });
   bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, claimIdleMs: 1_000 });
-  subscription = subscribeToOutcomes({ subscriber: bus, db: database.db, logger, onChange: () => {} });
+  subscription = subscribeToOutcomes({ subscriber: bus, db: database.db, logger });
   await subscription.ready;
 });
 

@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
 import type { App } from '@civildiy/common/service';
-import { createTestTokens, type TestTokens } from '@civildiy/common/testing';
+import { createTestTokens, type TestTokens, DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import * as schema from '../src/db/schema.ts';
+import { watchOutboxCommits } from '@civildiy/common/outbox';
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 
@@ -19,15 +20,15 @@ describe.each(DATABASE_TARGETS)('order-service API on %s', (target) => {
 
   beforeAll(async () => {
     database = await openTestDatabase(target, { service: 'order-service', migrationsFolder, schema });
+    watchOutboxCommits(database.db, () => {
+      wakes += 1;
+    });
     tokens = await createTestTokens();
     app = await buildApp({
       db: database.db,
       logger: createLogger({ service: 'order-service', level: 'silent' }),
       auth: tokens.keys,
       readiness: { database: () => database.ping() },
-      onOrderPlaced: () => {
-        wakes += 1;
-      },
       logRequests: false,
     });
     await app.ready();

@@ -11,13 +11,13 @@ import { handleExpiryTasks, scheduleExpiry } from './handlers.ts';
 import { PgPostsStore } from './pg-posts-store.ts';
 
 const config = loadConfigOrExit(postsServiceEnv);
-const { logger, shutdown, database, relay, readiness, tasks } = await startRuntime({
+const { logger, shutdown, database, readiness, tasks } = await startRuntime({
   service: 'posts-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.POSTS_DATABASE_URL },
 });
 
-const store = new PgPostsStore({ db: database.db, afterCommit: () => relay.wake() });
+const store = new PgPostsStore({ db: database.db });
 
 // Stops before the relay and the database (shutdown runs in reverse), so a running expiry finishes its batch first.
 const worker = new TaskWorker({ connection: config.REDIS_BROKER_URL, prefix: config.REDIS_KEY_PREFIX, queues: [expirePosts.queue], concurrency: 1, logger });

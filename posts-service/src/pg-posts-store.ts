@@ -34,15 +34,9 @@ function notExpired(now: Date): SQL {
  */
 export class PgPostsStore implements PostsStore {
   private readonly db: Database<typeof schema>;
-  private readonly afterCommit: () => void;
 
-  /**
-   * @param options.afterCommit called after each transaction that wrote to the outbox commits
-   *   (wire it to `relay.wake()` so the event goes out at once). Default: nothing.
-   */
-  constructor(options: { db: Database<typeof schema>; afterCommit?: () => void }) {
+  constructor(options: { db: Database<typeof schema> }) {
     this.db = options.db;
-    this.afterCommit = options.afterCommit ?? (() => undefined);
   }
 
   async create(post: Post, idempotency?: IdempotencyRecord): Promise<CreateResult> {
@@ -73,7 +67,6 @@ export class PgPostsStore implements PostsStore {
       }
       throw error;
     }
-    this.afterCommit();
     return { created: true, post };
   }
 
@@ -116,7 +109,6 @@ export class PgPostsStore implements PostsStore {
       await outbox.event(tx, postUpdated, toSnapshot(next));
       return true;
     });
-    if (updated) this.afterCommit();
     return updated;
   }
 
@@ -130,7 +122,6 @@ export class PgPostsStore implements PostsStore {
       await outbox.event(tx, postDeleted, deletion);
       return true;
     });
-    if (deleted) this.afterCommit();
     return deleted;
   }
 
@@ -156,7 +147,6 @@ export class PgPostsStore implements PostsStore {
       for (const deletion of result) await outbox.event(tx, postDeleted, deletion);
       return result;
     });
-    if (deletions.length > 0) this.afterCommit();
     return deletions;
   }
 }

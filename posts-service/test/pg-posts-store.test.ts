@@ -3,10 +3,12 @@ import { fileURLToPath } from 'node:url';
 import { count, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
+import { DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
 import * as schema from '../src/db/schema.ts';
 import { PgPostsStore } from '../src/pg-posts-store.ts';
 import type { Post } from '../src/posts-store.ts';
+import { watchOutboxCommits } from '@civildiy/common/outbox';
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 
@@ -17,12 +19,10 @@ describe.each(DATABASE_TARGETS)('PgPostsStore atomicity on %s', (target) => {
 
   beforeAll(async () => {
     database = await openTestDatabase(target, { service: 'posts-service', migrationsFolder, schema });
-    store = new PgPostsStore({
-      db: database.db,
-      afterCommit: () => {
-        commits += 1;
-      },
+    watchOutboxCommits(database.db, () => {
+      commits += 1;
     });
+    store = new PgPostsStore({ db: database.db });
   });
 
   afterAll(async () => {

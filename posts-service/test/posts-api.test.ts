@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
-import { DATABASE_TARGETS } from '@civildiy/common/db';
+import { DATABASE_TARGETS } from '@civildiy/common/testing';
 import { poll, startPostsService, type PostsServiceUnderTest } from './posts-service-under-test.ts';
 
 const inOneHour = () => new Date(Date.now() + 60 * 60_000).toISOString();

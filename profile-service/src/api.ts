@@ -27,11 +27,10 @@ function withEtag(reply: FastifyReply, profile: Profile): Profile {
 }
 
 /** Every HTTP route of profile-service. */
-export function profilesApi(deps: { db: Database<typeof schema>; onProfileChanged: () => void }): FastifyPluginAsyncZod {
+export function profilesApi(deps: { db: Database<typeof schema> }): FastifyPluginAsyncZod {
   async function saveOwn(request: FastifyRequest & { body: ProfileUpdate; headers: { 'if-match'?: string } }, reply: FastifyReply) {
     const user = requireUser(request);
-    const { profile, changed } = await saveOwnProfile(deps.db, user, request.body, expectedVersion(request.headers['if-match']));
-    if (changed) deps.onProfileChanged();
+    const { profile } = await saveOwnProfile(deps.db, user, request.body, expectedVersion(request.headers['if-match']));
     return withEtag(reply, profile);
   }
 

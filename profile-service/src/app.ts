@@ -10,8 +10,6 @@ export interface ProfileAppDeps {
   logger: Logger;
   auth: KeySource;
   readiness: Record<string, ReadinessCheck>;
-  /** Called after an edit commits, so the outbox relay publishes `profile.updated` at once. */
-  onProfileChanged: () => void;
   logRequests?: boolean;
   /** Admission limits, deadlines, trusted proxies: `httpSettings(config)` (defaults in tests). */
   http?: Partial<HttpSettings>;
@@ -28,6 +26,6 @@ export async function buildApp(deps: ProfileAppDeps): Promise<App> {
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
     ...(deps.http ? { http: deps.http } : {}),
   });
-  await app.register(profilesApi({ db: deps.db, onProfileChanged: deps.onProfileChanged }));
+  await app.register(profilesApi({ db: deps.db }));
   return app;
 }

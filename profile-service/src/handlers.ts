@@ -13,7 +13,7 @@ export const CONSUMER_GROUP = 'profile-service';
  * in one transaction, once per event (inbox) and once per user (a later event for a user with a
  * profile changes nothing).
  */
-export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema>; onChange: () => void }): Subscription {
+export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db: Database<typeof schema> }): Subscription {
   return deps.subscriber.subscribe({
     group: CONSUMER_GROUP,
     events: [userRegistered],
@@ -24,7 +24,6 @@ export function subscribeToRegistrations(deps: { subscriber: EventSubscriber; db
       const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
         created = await createProfileOnRegistration(tx, user);
       });
-      if (created) deps.onChange();
       ctx.logger.info({ userId: user.userId, processed, created }, 'registration handled');
     },
   });

@@ -8,14 +8,14 @@ import * as schema from './db/schema.ts';
 import { subscribeToRegistrations } from './handlers.ts';
 
 const config = loadConfigOrExit(profileServiceEnv);
-const { logger, shutdown, events, database, relay, readiness } = await startRuntime({
+const { logger, shutdown, events, database, readiness } = await startRuntime({
   service: 'profile-service',
   config,
   database: { schema, migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)), url: config.PROFILE_DATABASE_URL },
 });
 
-const subscription = subscribeToRegistrations({ subscriber: events.subscriber, db: database.db, onChange: () => relay.wake() });
+const subscription = subscribeToRegistrations({ subscriber: events.subscriber, db: database.db });
 shutdown.add('user.registered consumer', () => subscription.close());
 
-const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onProfileChanged: () => relay.wake() });
+const app = await buildApp({ http: httpSettings(config), db: database.db, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness });
 await listen(app, { port: config.PROFILE_PORT, host: config.HOST, shutdown });

@@ -4,12 +4,13 @@ import { and, asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
 import type { Profile } from '@civildiy/common/contracts';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
 import type { EventEnvelope } from '@civildiy/common/events';
 import type { App } from '@civildiy/common/service';
-import { createTestTokens, type TestTokens } from '@civildiy/common/testing';
+import { createTestTokens, type TestTokens, DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import * as schema from '../src/db/schema.ts';
+import { watchOutboxCommits } from '@civildiy/common/outbox';
 
 const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 
@@ -33,15 +34,15 @@ describe.each(DATABASE_TARGETS)('profile-service API on %s', (target) => {
 
   beforeAll(async () => {
     database = await openTestDatabase(target, { service: 'profile-service', migrationsFolder, schema });
+    watchOutboxCommits(database.db, () => {
+      wakes += 1;
+    });
     tokens = await createTestTokens();
     app = await buildApp({
       db: database.db,
       logger: createLogger({ service: 'profile-service', level: 'silent' }),
       auth: tokens.keys,
       readiness: { database: () => database.ping() },
-      onProfileChanged: () => {
-        wakes += 1;
-      },
       logRequests: false,
     });
     await app.ready();

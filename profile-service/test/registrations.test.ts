@@ -4,11 +4,11 @@ import { and, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
 import { profileUpdated, userRegistered, type Profile, type UserRegistered } from '@civildiy/common/contracts';
-import { DATABASE_TARGETS, openTestDatabase, type OpenDatabase } from '@civildiy/common/db';
+import { type OpenDatabase } from '@civildiy/common/db';
 import { RedisStreamsEventBus, createEnvelope, type EventEnvelope, type Subscription } from '@civildiy/common/events';
-import { OutboxRelay } from '@civildiy/common/outbox';
+import { OutboxRelay, watchOutboxCommits } from '@civildiy/common/outbox';
 import type { App } from '@civildiy/common/service';
-import { REDIS_URL, createTestTokens, removeRedisPrefix, uniquePrefix, type TestTokens } from '@civildiy/common/testing';
+import { REDIS_URL, createTestTokens, removeRedisPrefix, uniquePrefix, type TestTokens, DATABASE_TARGETS, openTestDatabase } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import * as schema from '../src/db/schema.ts';
 import { CONSUMER_GROUP, subscribeToRegistrations } from '../src/handlers.ts';
@@ -70,8 +70,9 @@ describe.each(DATABASE_TARGETS)('profiles from user.registered on %s', (target) 
     database = await openTestDatabase(target, { service: 'profile-service', migrationsFolder, schema });
     bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger });
     relay = new OutboxRelay({ db: database.db, publisher: bus, logger, pollIntervalMs: 200 });
+    watchOutboxCommits(database.db, () => relay.wake());
     relay.start();
-    subscription = subscribeToRegistrations({ subscriber: bus, db: database.db, onChange: () => relay.wake() });
+    subscription = subscribeToRegistrations({ subscriber: bus, db: database.db });
     observer = bus.subscribe({ group: observerGroup, events: [profileUpdated], handle: (envelope) => events.add(envelope) });
     tokens = await createTestTokens();
     app = await buildApp({
@@ -79,7 +80,6 @@ describe.each(DATABASE_TARGETS)('profiles from user.registered on %s', (target) 
       logger,
       auth: tokens.keys,
       readiness: {},
-      onProfileChanged: () => relay.wake(),
       logRequests: false,
     });
     await Promise.all([subscription.ready, observer.ready, app.ready()]);

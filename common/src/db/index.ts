@@ -3,6 +3,5 @@ export { openDatabase, type OpenDatabaseOptions, type OpenDatabase } from './ope
 export { MIGRATIONS_SCHEMA, migrationsTableFor, migrationLockKey, type MigrationRun } from './migrations.ts';
 export { isUniqueViolation, UNIQUE_VIOLATION } from './unique-violation.ts';
 export { DatabaseGoneError, isDatabaseUnavailable } from './database-unavailable.ts';
-export { DATABASE_TARGETS, createTestDatabase, openTestDatabase, type DatabaseTarget, type TestDatabase } from './testing.ts';
 export { startEmbeddedVacuum } from './embedded-vacuum.ts';
 export { LocalPostgres, LocalPostgresUnavailableError, type LocalPostgresOptions } from './local-postgres.ts';

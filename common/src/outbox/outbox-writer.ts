@@ -4,6 +4,7 @@ import type { DbExecutor } from '../db/index.ts';
 import { createEnvelope, type EnvelopeOptions, type EventDefinition } from '../events/define.ts';
 import { derivedId, newId } from '../ids/index.ts';
 import type { EnqueueOptions, TaskDefinition, TaskInput } from '../tasks/define.ts';
+import { outboxWritten } from './outbox-commits.ts';
 import { outboxTable } from './schema.ts';
 
 /** What a task row's `payload` holds. */
@@ -34,6 +35,7 @@ async function writeEvent<E extends EventDefinition>(
     .insert(outboxTable)
     .values({ id: envelope.id, kind: 'event', name: envelope.type, destination: envelope.topic, key: envelope.key, payload: envelope })
     .onConflictDoNothing({ target: outboxTable.id });
+  outboxWritten(tx);
   return envelope.id;
 }
 
@@ -64,6 +66,7 @@ async function writeTask<T extends TaskDefinition>(
     .insert(outboxTable)
     .values({ id, kind: 'task', name: task.name, destination: task.queue, key: idempotencyKey, payload })
     .onConflictDoNothing({ target: outboxTable.id });
+  outboxWritten(tx);
   return id;
 }
 
@@ -76,8 +79,9 @@ async function writeTask<T extends TaskDefinition>(
  *   await outbox.event(tx, postCreated, snapshot);
  *   await outbox.task(tx, searchEmbed, { postId: post.id });
  * });
- * relay.wake(); // deliver now instead of at the next poll
  * ```
+ *
+ * Under the runtime the relay delivers right after the commit (`watchOutboxCommits`); nothing to wake by hand.
  */
 export const outbox = {
   event: writeEvent,

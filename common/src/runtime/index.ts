@@ -3,7 +3,7 @@ import type { RuntimeEnv } from '../config/index.ts';
 import { openDatabase, startEmbeddedVacuum, type OpenDatabase } from '../db/index.ts';
 import type { EventBusAdmin, EventPublisher, EventSubscriber } from '../events/index.ts';
 import { createLogger, type Logger } from '../logging/index.ts';
-import { OutboxRelay } from '../outbox/index.ts';
+import { OutboxRelay, watchOutboxCommits } from '../outbox/index.ts';
 import { createRedis, failFastRedisOptions, pingRedis, redisReadiness, type Redis } from '../redis/index.ts';
 import { Shutdown, type ReadinessCheck } from '../service/index.ts';
 import { TaskClient } from '../tasks/index.ts';
@@ -84,12 +84,12 @@ export interface Runtime {
 
 /** A {@link Runtime} of a service that owns a database. */
 export interface DatabaseRuntime<TSchema extends Record<string, unknown>> extends Runtime {
-  database: OpenDatabase<TSchema>;
   /**
-   * The outbox relay (started): `wake()` it after a commit that wrote to the outbox. When the main
-   * Redis connection is re-established after an outage, rows waiting out a backoff are retried at once.
+   * The service's database. Its outbox is delivered by a relay the runtime runs: right after every
+   * commit that wrote to it, every second otherwise, and at once when Redis or the event bus is back
+   * after an outage.
    */
-  relay: OutboxRelay;
+  database: OpenDatabase<TSchema>;
 }
 
 /**
@@ -168,6 +168,8 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
 
   readiness.database = () => database.ping();
   const relay = new OutboxRelay({ db: database.db, publisher: events.publisher, tasks, logger });
+  // Whatever commits a row to the outbox (a route, a consumer, a job) has it delivered at once.
+  watchOutboxCommits(database.db, () => relay.wake());
   relay.start();
   // Rows that failed while the broker was away go out once it is back, not after the rest of their backoff.
   const retryWaitingRows = () => {
@@ -181,5 +183,5 @@ export async function startRuntime<TSchema extends Record<string, unknown>>(
     stopWatchingBus();
     return relay.stop();
   });
-  return { ...runtime, database, relay };
+  return { ...runtime, database };
 }

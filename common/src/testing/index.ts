@@ -28,3 +28,4 @@ export {
 } from './kafka-test-broker.ts';
 export { removeKafkaPrefix } from './kafka-prefix.ts';
 export { kafkaToolingMissing, PrivateKafkaBroker, startTestKafkaBroker, type TestKafkaBrokerOptions } from './private-kafka-broker.ts';
+export { DATABASE_TARGETS, createTestDatabase, openTestDatabase, type DatabaseTarget, type TestDatabase } from './databases.ts';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from './open-database.ts';
+import { openDatabase, type OpenDatabase, type OpenDatabaseOptions } from '../db/open-database.ts';
 import { newId } from '../ids/index.ts';
 
 /** A database created for one test file or test. */
