@@ -87,14 +87,16 @@ export function buildOnce(): Promise<void> {
  * Starts the slice or the chosen services (logs at warn unless `env.LOG_LEVEL` says otherwise) and
  * resolves when every process is ready. The services run compiled (`dist/main.js`, built first by
  * {@link buildOnce}) with plain node as under `npm start`; BENCH_TYPESCRIPT=1 runs their sources
- * through tsx instead.
+ * through tsx instead. Their databases are on a local Postgres server as under `npm start`;
+ * BENCH_LOCAL_DATABASE=pglite embeds PGlite in each service instead (the stack before the server).
  */
 export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
   installCleanupHandlers();
   const compiled = process.env.BENCH_TYPESCRIPT !== '1';
+  const databases = process.env.BENCH_LOCAL_DATABASE === 'pglite' ? 'pglite' : 'local-postgres';
   if (compiled) await buildOnce();
   const start = () =>
-    startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000, compiled });
+    startSystem({ ...(options.services ? { services: options.services } : {}), env: { LOG_LEVEL: 'warn', ...options.env }, readyTimeoutMs: 120_000, compiled, databases });
   let system: Slice;
   try {
     system = await start();

@@ -196,7 +196,7 @@ export class LocalPostgres {
     let credentials: Credentials;
     const created = !existsSync(path.join(cluster, 'PG_VERSION'));
     if (!created) {
-      credentials = JSON.parse(await readFile(credentialsFile, 'utf8')) as Credentials;
+      credentials = await readCredentials(credentialsFile);
     } else {
       credentials = { superuser: SUPERUSER, password: randomBytes(18).toString('hex'), databases: {} };
       await createCluster({ initdb, cluster, home, user, credentials });
@@ -344,6 +344,18 @@ export class LocalPostgres {
     }
     const reason = ended ? 'exited' : `did not answer within ${timeoutMs} ms (${lastError instanceof Error ? lastError.message : String(lastError)})`;
     throw new Error(`The local Postgres server ${reason}. Its last output:\n${this.output.join('\n')}`);
+  }
+}
+
+/** The passwords of an existing cluster; without them it cannot be used (its roles' passwords are unknown). */
+async function readCredentials(file: string): Promise<Credentials> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Credentials;
+  } catch (error) {
+    throw new LocalPostgresUnavailableError(
+      `The local Postgres cluster next to ${file} cannot be used: its passwords could not be read (${error instanceof Error ? error.message : String(error)}). ` +
+        `Restore that file, or move ${path.dirname(file)} away to start with empty databases.`,
+    );
   }
 }
 
