@@ -199,7 +199,7 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     publisher.failNext(1);
     await expect(relay({ backoff: { baseMs: 60_000 } }).publishPending()).resolves.toEqual({ published: 2, failed: 1 });
     expect(publisher.received.map((envelope) => envelope.id)).toEqual([ids[1], ids[2]]);
-    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt));
+    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt), asc(outboxTable.id));
     expect(rows.map((row) => [row.id, row.attempts, row.sentAt === null])).toEqual([
       [ids[0], 1, true],
       [ids[1], 0, false],
@@ -241,7 +241,7 @@ describe.each(databaseTargets)('outbox relay on $name (in-test publisher and tas
     await expect.poll(() => ordered.handedOver.length).toBe(3);
     ordered.failAll(new Error('broker away (in-test publisher)'));
     await expect(failing).resolves.toEqual({ published: 0, failed: 1 });
-    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt));
+    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt), asc(outboxTable.id));
     expect(rows.map((row) => [row.id, row.attempts, row.sentAt === null])).toEqual(ids.map((id, index) => [id, index === 0 ? 1 : 0, true]));
     await expect(manual.publishPending()).resolves.toEqual({ published: 0, failed: 0 });
 

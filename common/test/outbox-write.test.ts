@@ -37,7 +37,7 @@ describe.each(databaseTargets)('outbox writes on $name', (target) => {
       }),
     );
 
-    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt));
+    const rows = await database.db.select().from(outboxTable).orderBy(asc(outboxTable.createdAt), asc(outboxTable.id));
     expect(rows.map((row) => [row.kind, row.name, row.destination])).toEqual([
       ['event', 'widget.created', 'widgets-events'],
       ['task', 'widgets.restock', 'widgets'],

@@ -1,34 +1,5 @@
-import { createLogger, loadConfigOrExit } from '@civildiy/common';
-import { Shutdown, listen, type App } from '@civildiy/common/service';
-import { buildEmbeddingsApp, buildMessagingApp, buildPaymentsApp, type ProviderAppOptions } from './app.ts';
-import { embeddingsFaults, messagingFaults, mockProvidersEnv, paymentsFaults } from './config.ts';
+import { loadConfigOrExit } from '@civildiy/common';
+import { mockProvidersEnv } from './config.ts';
+import { runMockProviders } from './service.ts';
 
-const config = loadConfigOrExit(mockProvidersEnv);
-const logger = createLogger({ service: 'mock-providers', level: config.LOG_LEVEL });
-const shutdown = new Shutdown(logger, config.SHUTDOWN_TIMEOUT_MS);
-
-// One entry per provider; they listen in this order (a test waiting for the last one waits for all).
-const providers: { name: string; port: number; build: (options: ProviderAppOptions) => Promise<App>; options: ProviderAppOptions }[] = [
-  { name: 'payments', port: config.MOCK_PAYMENTS_PORT, build: buildPaymentsApp, options: { logger: logger.child({ provider: 'payments' }), seed: config.MOCK_SEED, faults: paymentsFaults(config) } },
-  { name: 'messaging', port: config.MOCK_MESSAGING_PORT, build: buildMessagingApp, options: { logger: logger.child({ provider: 'messaging' }), seed: config.MOCK_SEED, faults: messagingFaults(config) } },
-  {
-    name: 'embeddings',
-    port: config.MOCK_EMBEDDINGS_PORT,
-    build: (options) =>
-      buildEmbeddingsApp({
-        ...options,
-        dimensions: config.MOCK_EMBEDDINGS_DIMENSIONS,
-        fixedDimensions: config.MOCK_EMBEDDINGS_FIXED_DIMENSIONS,
-        ...(config.MOCK_EMBEDDINGS_API_KEY ? { apiKey: config.MOCK_EMBEDDINGS_API_KEY } : {}),
-      }),
-    options: { logger: logger.child({ provider: 'embeddings' }), seed: config.MOCK_SEED, faults: embeddingsFaults(config) },
-  },
-];
-
-const addresses: Record<string, string> = {};
-for (const provider of providers) {
-  const app = await provider.build(provider.options);
-  addresses[provider.name] = await listen(app, { port: provider.port, host: config.HOST, shutdown });
-}
-logger.info({ ...addresses, seed: config.MOCK_SEED, embeddingsDimensions: config.MOCK_EMBEDDINGS_DIMENSIONS }, 'mock providers listening');
-shutdown.installSignalHandlers();
+await runMockProviders(loadConfigOrExit(mockProvidersEnv));
