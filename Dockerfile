@@ -57,4 +57,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "/app/common/dist/runtime/healthcheck.js"]
 # One process, so SIGTERM reaches the service's ordered shutdown directly. The same Node options
 # as npm start (SERVICE_NODE_ARGS in common/src/config/launcher-contract.ts).
-CMD ["node", "--max-semi-space-size=2", "--enable-source-maps", "dist/main.js"]
+CMD ["node", "--max-semi-space-size=8", "--enable-source-maps", "dist/main.js"]

@@ -92,9 +92,9 @@ const DRAIN_SHARE = 0.5;
  * Runs a service process: what every `main.ts` does, in one place.
  *
  * Start order: platform (see `startRuntime`), the service's parts (`build`), the task worker, the
- * schedules and timers, then the HTTP apps. Shutdown (SIGTERM/SIGINT, or the launcher gone) runs in reverse:
- * HTTP stops taking requests, consumers stop, the task worker finishes running jobs and the
- * background work its batch (together within half of `SHUTDOWN_TIMEOUT_MS`), then the relay, the
+ * schedules and timers, then the HTTP apps. Shutdown (SIGTERM/SIGINT, or the launcher gone) runs in
+ * reverse: HTTP stops taking requests, consumers stop, the task worker finishes its running jobs,
+ * the background work its batch (each within half of `SHUTDOWN_TIMEOUT_MS`), then the relay, the
  * event bus, Redis and the database close.
  */
 export async function runService<TEnv extends z.ZodObject, TSchema extends Record<string, unknown>>(definition: ServiceDefinition<TEnv, TSchema>): Promise<void> {
