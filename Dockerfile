@@ -41,6 +41,7 @@ ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     DATA_DIR=/data \
     LOG_FORMAT=json \
+    MALLOC_ARENA_MAX=2 \
     CIVILDIY_SERVICE=${SERVICE}
 WORKDIR /app
 # The manifests and every node_modules folder npm made (hoisted and nested), then the compiled code.
@@ -56,5 +57,5 @@ WORKDIR /app/${SERVICE}
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "/app/common/dist/runtime/healthcheck.js"]
 # One process, so SIGTERM reaches the service's ordered shutdown directly. The same Node options
-# as npm start (SERVICE_NODE_ARGS in common/src/config/launcher-contract.ts).
+# and MALLOC_ARENA_MAX as npm start (SERVICE_NODE_ARGS, SERVICE_ENV in common/src/config/launcher-contract.ts).
 CMD ["node", "--max-semi-space-size=8", "--enable-source-maps", "dist/main.js"]

@@ -10,7 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
-import { SERVICE_NODE_ARGS, STOP_WITH_LAUNCHER_VARIABLE } from '@civildiy/common';
+import { SERVICE_ENV, SERVICE_NODE_ARGS, STOP_WITH_LAUNCHER_VARIABLE } from '@civildiy/common';
 import { pipeLines } from './prefixed-output.ts';
 import { decideAfterExit, describeExit, type ProcessExit } from './restart-policy.ts';
 
@@ -78,7 +78,7 @@ export class SupervisedService {
       cwd: this.launch.cwd,
       // Its standard input is a pipe the launcher never writes to: it ends when the launcher exits,
       // however it exits, and then the service stops too (`Shutdown.stopWhenStdinEnds`).
-      env: { ...this.launch.env, [STOP_WITH_LAUNCHER_VARIABLE]: '1' },
+      env: { ...SERVICE_ENV, ...this.launch.env, [STOP_WITH_LAUNCHER_VARIABLE]: '1' },
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
     });

@@ -142,4 +142,4 @@ export type HttpEnvVariable = 'HTTP_MAX_CONCURRENT_REQUESTS' | 'HTTP_MAX_QUEUE_M
 /** What the shared runtime reads: {@link BaseEnv} without the HTTP variables (the gateway has its own). */
 export type RuntimeEnv = Omit<BaseEnv, HttpEnvVariable>;
 
-export { SERVICE_NODE_ARGS, STOP_WITH_LAUNCHER_VARIABLE } from './launcher-contract.ts';
+export { SERVICE_ENV, SERVICE_NODE_ARGS, STOP_WITH_LAUNCHER_VARIABLE } from './launcher-contract.ts';

@@ -13,3 +13,12 @@ export const STOP_WITH_LAUNCHER_VARIABLE = 'CIVILDIY_STOP_WITH_LAUNCHER';
  * 99–115 µs at 4 MB and 147–169 µs at 2 MB (more scavenges of short-lived request garbage).
  */
 export const SERVICE_NODE_ARGS: readonly string[] = ['--max-semi-space-size=8', '--enable-source-maps'];
+
+/**
+ * Environment for a service process (the launcher, the images): `MALLOC_ARENA_MAX=2` keeps glibc
+ * from giving each thread (libuv's pool, V8's workers, PGlite's database thread) an arena of its own
+ * that keeps freed memory. Measured on search-service after a first start: 429 → 324 MiB PSS (its
+ * first PGlite instance, closed after initdb and the migrations, had left its memory in a thread
+ * arena); the gateway 113 → 110 MiB.
+ */
+export const SERVICE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };

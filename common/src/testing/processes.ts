@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { SERVICE_NODE_ARGS } from '../config/launcher-contract.ts';
+import { SERVICE_ENV, SERVICE_NODE_ARGS } from '../config/launcher-contract.ts';
 
 /** A free TCP port on 127.0.0.1: from this vitest worker's own block (see below), else asked from the OS. */
 export async function freePort(): Promise<number> {
@@ -95,7 +95,7 @@ export async function startServiceProcess(options: StartServiceOptions): Promise
   const args = options.compiled ? [...SERVICE_NODE_ARGS, 'dist/main.js'] : [...TYPESCRIPT_NODE_ARGS, 'src/main.ts'];
   const child = spawn(process.execPath, args, {
     cwd: path.join(options.root, options.workspace),
-    env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...options.env },
+    env: { ...(options.compiled ? SERVICE_ENV : {}), ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
