@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { portIsFree } from '../net/port-is-free.ts';
+import { keepLastLines } from '../processes/last-lines.ts';
+import { portIsFree } from '../processes/port-is-free.ts';
 
 const run = promisify(execFile);
 
@@ -72,25 +73,20 @@ async function binaries(): Promise<{ initdb: string; postgres: string }> {
   }
 }
 
-/** Whether `user` can read and run `file` (search permission on every folder above it included). */
-async function canRun(user: ServerUser, file: string): Promise<boolean> {
+/** Whether a shell `test` of `path` succeeds as `user` (search permission on every folder above it included). */
+async function passesAs(user: ServerUser, test: string, path: string): Promise<boolean> {
   try {
-    await run('sh', ['-c', 'test -x "$1" && test -r "$1"', 'sh', file], { uid: user.uid, gid: user.gid });
+    await run('sh', ['-c', `${test} "$1"`, 'sh', path], { uid: user.uid, gid: user.gid });
     return true;
   } catch {
     return false;
   }
 }
 
+/** Whether `user` can read and run `file`. */
+const canRun = (user: ServerUser, file: string) => passesAs(user, 'test -r "$1" && test -x', file);
 /** Whether `user` can enter `folder`. */
-async function canReach(user: ServerUser, folder: string): Promise<boolean> {
-  try {
-    await run('sh', ['-c', 'cd "$1"', 'sh', folder], { uid: user.uid, gid: user.gid });
-    return true;
-  } catch {
-    return false;
-  }
-}
+const canReach = (user: ServerUser, folder: string) => passesAs(user, 'test -x "$1" && cd', folder);
 
 /**
  * The binaries as `user` can run them. Under a folder it cannot reach (a repository in `/root`),
@@ -162,7 +158,7 @@ const STOP_WHEN_STDIN_ENDS = [
 export class LocalPostgres {
   /** Resolves when the server has exited (stopped, killed or crashed). */
   readonly exited: Promise<void>;
-  private readonly output: string[] = [];
+  private readonly output: string[];
 
   private constructor(
     private readonly child: ChildProcess,
@@ -170,7 +166,9 @@ export class LocalPostgres {
     readonly port: number,
     private readonly credentials: Credentials,
     private readonly credentialsFile: string,
+    onOutput: ((line: string) => void) | undefined,
   ) {
+    this.output = keepLastLines(child, onOutput);
     this.exited = once(child, 'exit').then(() => undefined);
   }
 
@@ -215,18 +213,7 @@ export class LocalPostgres {
       ...(user ? { uid: user.uid, gid: user.gid } : {}),
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
     });
-    const server = new LocalPostgres(child, port, credentials, credentialsFile);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        for (const line of chunk.split('\n')) {
-          if (!line) continue;
-          server.output.push(line);
-          if (server.output.length > 200) server.output.shift();
-          options.onOutput?.(line);
-        }
-      });
-    }
+    const server = new LocalPostgres(child, port, credentials, credentialsFile, options.onOutput);
     try {
       await server.waitReady(options.readyTimeoutMs ?? 30_000);
       if (created) await server.closeSharedDatabases();

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Admin } from '@platformatic/kafka';
-import { portIsFree } from '../net/port-is-free.ts';
+import { keepLastLines } from '../processes/last-lines.ts';
+import { portIsFree } from '../processes/port-is-free.ts';
 
 const run = promisify(execFile);
 
@@ -123,13 +124,15 @@ function serverProperties(options: { port: number; controllerPort: number; logDi
 export class LocalKafkaBroker {
   /** Resolves when the JVM has exited (stopped, killed or crashed). */
   readonly exited: Promise<void>;
-  private output: string[] = [];
+  private readonly output: string[];
 
   private constructor(
     private readonly child: ChildProcess,
     /** `127.0.0.1:<port>`, for `KAFKA_BROKERS`. */
     readonly bootstrap: string,
+    onOutput: ((line: string) => void) | undefined,
   ) {
+    this.output = keepLastLines(child, onOutput);
     this.exited = once(child, 'exit').then(() => undefined);
   }
 
@@ -160,18 +163,7 @@ export class LocalKafkaBroker {
     // Its own process group: a Ctrl-C in the terminal reaches the launcher, which stops the broker
     // last, after the services that use it.
     const child = spawn('java', [...jvm, '-cp', classpath, 'kafka.Kafka', config], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const broker = new LocalKafkaBroker(child, `127.0.0.1:${port}`);
-    for (const stream of [child.stdout!, child.stderr!]) {
-      stream.setEncoding('utf8');
-      stream.on('data', (chunk: string) => {
-        for (const line of chunk.split('\n')) {
-          if (!line) continue;
-          broker.output.push(line);
-          if (broker.output.length > 200) broker.output.shift();
-          options.onOutput?.(line);
-        }
-      });
-    }
+    const broker = new LocalKafkaBroker(child, `127.0.0.1:${port}`, options.onOutput);
     try {
       await broker.waitReady(options.readyTimeoutMs ?? 60_000);
     } catch (error) {
