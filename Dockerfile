@@ -2,9 +2,10 @@
 # The image of any CivilDIY service, built from the repository root:
 #   docker build --build-arg SERVICE=order-service -t civildiy/order-service .
 # SERVICE is a workspace folder (auth-service, profile-service, posts-service, feed-service,
-# search-service, order-service, notification-service, worker, gateway, mock-providers). The image
-# runs the service's compiled JavaScript with plain node, production dependencies only, as the
-# unprivileged `node` user; its health check asks the service's /health/ready.
+# search-service, order-service, notification-service, worker, gateway, mock-providers, dashboard).
+# The image runs the service's compiled JavaScript with plain node, production dependencies only, as
+# the unprivileged `node` user; its health check asks the service's /health/ready. The dashboard's
+# image also holds its web page, bundled by Vite into dashboard/dist/web.
 
 ARG NODE_VERSION=20
 
@@ -14,17 +15,25 @@ WORKDIR /app
 COPY . .
 RUN find . -type f ! -name package.json ! -name package-lock.json -delete && find . -type d -empty -delete
 
-# Compiles common and the service (TypeScript is a development dependency, needed here only).
+# Compiles common and the service (TypeScript is a development dependency, needed here only). For the
+# dashboard, its web page's sources and their dependencies (Preact, uPlot, Vite) come too, and
+# scripts/build.mjs bundles the page into dashboard/dist/web; no other image has them.
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 ARG SERVICE
 RUN test -n "${SERVICE}" || (echo 'Set --build-arg SERVICE=<workspace folder>, e.g. order-service' >&2; exit 1)
 WORKDIR /app
 COPY --from=manifests /app ./
 RUN --mount=type=cache,target=/root/.npm \
-    npm ci --workspace common --workspace "${SERVICE}" --include-workspace-root --ignore-scripts --no-audit --no-fund
+    page=""; if [ "${SERVICE}" = dashboard ]; then page="--workspace dashboard/web"; fi; \
+    npm ci --workspace common --workspace "${SERVICE}" $page --include-workspace-root --ignore-scripts --no-audit --no-fund
 COPY scripts/build.mjs scripts/
+COPY tsconfig.base.json ./
 COPY common/src common/src
 COPY ${SERVICE}/src ${SERVICE}/src
+# COPY cannot depend on SERVICE: the page's folder is mounted from the build context and copied for
+# the dashboard only (Vite reads its tsconfig.json, which extends tsconfig.base.json, copied above).
+RUN --mount=type=bind,source=dashboard/web,target=/tmp/dashboard-web \
+    if [ "${SERVICE}" = dashboard ]; then mkdir -p dashboard/web && cp -R /tmp/dashboard-web/. dashboard/web/; fi
 RUN node scripts/build.mjs
 
 # What runs: production dependencies of common and the service (native ones built here).
@@ -47,6 +56,7 @@ WORKDIR /app
 # The manifests and every node_modules folder npm made (hoisted and nested), then the compiled code.
 COPY --from=deps /app ./
 COPY --from=build /app/common/dist ./common/dist
+# (for the dashboard this includes its bundled page, dist/web, which it serves at /)
 COPY --from=build /app/${SERVICE}/dist ./${SERVICE}/dist
 # DATA_DIR holds what a service keeps on disk (auth's signing keys; an embedded PGlite database when
 # the service's *_DATABASE_URL is unset): mount a volume there.

@@ -21,6 +21,8 @@ const workspaces = [
   'notification-service',
   'worker',
   'gateway',
+  'dashboard',
+  'dashboard/web',
   'e2e',
 ];
 

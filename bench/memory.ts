@@ -51,7 +51,7 @@ import { pathToFileURL } from 'node:url';
 import { removeRedisPrefix, repositoryRoot, type RegisteredUser } from '@civildiy/common/testing';
 import { SERVICES } from '@civildiy/common/topology';
 import { createPost } from './post-visibility.ts';
-import { buildOnce, call, onInterrupt, printTable, registerUser, sleep, stopAll } from './system.ts';
+import { buildOnce, call, grantRole, loginUser, onInterrupt, printTable, registerUser, sleep, stopAll } from './system.ts';
 
 const REPS = Number(process.env.BENCH_MEMORY_REPS ?? 3);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5_000);
@@ -457,8 +457,11 @@ async function backlogsEmpty(): Promise<void> {
 }
 
 /** One user's 2,000 posts and 500 orders through the gateway, then awaits the system's settling. */
-async function applyLoad(): Promise<LoadFigures> {
-  const user = await registerUser(GATEWAY, 'membench');
+async function applyLoad(env: Record<string, string>): Promise<LoadFigures> {
+  const registered = await registerUser(GATEWAY, 'membench');
+  // An operator: it reads the search index's state to know when the posts are indexed.
+  await grantRole(env, registered.email);
+  const user = { ...registered, token: await loginUser(GATEWAY, registered.email) };
   const skus = await orderableSkus();
   const orderIds: string[] = [];
   // Interleaved: every fifth request is an order.
@@ -510,7 +513,7 @@ async function repetition(rep: number): Promise<Repetition> {
     const secondIdle = await idleThenMeasure(second.launcher);
 
     progress(`${label}: ${POSTS} posts and ${ORDERS} orders through the gateway…`);
-    const load = await applyLoad().catch((error: unknown) => {
+    const load = await applyLoad(env).catch((error: unknown) => {
       throw new Error(`The load failed: ${(error as Error).message}\n${second.launcher.lastOutput()}`);
     });
     progress(`${label}: sent in ${(load.sendMs / 1000).toFixed(1)} s, settled ${(load.settleMs / 1000).toFixed(1)} s later`);

@@ -115,7 +115,7 @@ export async function startSlice(options: SliceOptions = {}): Promise<Slice> {
 }
 
 /** JSON over HTTP (optionally with a bearer token); registering benchmark users. */
-export { httpCall as call, registerUser } from '@civildiy/common/testing';
+export { grantRole, httpCall as call, loginUser, registerUser } from '@civildiy/common/testing';
 
 /** Percentile (nearest rank) of an ascending-sorted array. */
 export function percentile(sorted: number[], p: number): number {

@@ -12,6 +12,10 @@
  * Incremental: a file is written only when its source is newer than its output, and an output whose
  * source is gone is deleted, so `npm start` can run this every time (a no-op build takes ~0.1 s).
  *
+ * Web pages (`VITE_APPS`: the dashboard's page) are not transpiled file by file: they are bundled
+ * by Vite, whole, when any of their files is newer than the built `index.html`. Vite is loaded only
+ * then, so a no-op build stays fast.
+ *
  * Plain JavaScript on purpose: it runs before anything is compiled.
  */
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -38,13 +42,34 @@ function compilerOptions(ts) {
   };
 }
 
-/** @typedef {{ from: string, to: string, skip?: (relative: string) => boolean }} BuildRoot */
+/**
+ * Workspaces that are web pages built by Vite (their own `vite.config.ts`), with the folder it
+ * builds into. That folder sits inside another workspace's `dist/`, whose clean-up leaves it alone.
+ */
+const VITE_APPS = [{ workspace: 'dashboard/web', outDir: 'dashboard/dist/web' }];
+
+/** @typedef {{ from: string, to: string, skip?: (relative: string) => boolean, keep?: (relative: string) => boolean }} BuildRoot */
+
+/** Whether `relative` (to `to`) lies in a Vite app's output folder. */
+function inViteOutput(to, relative) {
+  const file = path.join(to, relative);
+  return VITE_APPS.some(({ outDir }) => {
+    const output = path.join(root, outDir);
+    return file === output || file.startsWith(output + path.sep);
+  });
+}
 
 /** @returns {Promise<BuildRoot[]>} every workspace's src → dist, and the launcher's scripts → scripts/dist */
 async function buildRoots() {
   const manifest = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
+  const viteApps = new Set(VITE_APPS.map(({ workspace }) => workspace));
   /** @type {BuildRoot[]} */
-  const roots = manifest.workspaces.map((workspace) => ({ from: path.join(root, workspace, 'src'), to: path.join(root, workspace, 'dist') }));
+  const roots = manifest.workspaces
+    .filter((workspace) => !viteApps.has(workspace))
+    .map((workspace) => {
+      const to = path.join(root, workspace, 'dist');
+      return { from: path.join(root, workspace, 'src'), to, keep: (relative) => inViteOutput(to, relative) };
+    });
   // The launcher only: the other scripts are development tools that run through tsx.
   roots.push({ from: path.join(root, 'scripts'), to: path.join(root, 'scripts', 'dist'), skip: (relative) => !(relative === 'start.ts' || relative === 'launcher' || relative.startsWith('launcher/')) });
   return roots;
@@ -92,7 +117,7 @@ function outputsOf(relative) {
  * Builds one root.
  * @returns {Promise<{ compiled: number, copied: number, removed: number, errors: string[] }>}
  */
-async function buildRoot({ from, to, skip }) {
+async function buildRoot({ from, to, skip, keep = () => false }) {
   const sources = await listFiles(from, skip);
   const result = { compiled: 0, copied: 0, removed: 0, errors: [] };
   const expected = new Set();
@@ -126,7 +151,7 @@ async function buildRoot({ from, to, skip }) {
     await writeFile(target, output.outputText);
     result.compiled++;
   }
-  for (const relative of await listFiles(to)) {
+  for (const relative of await listFiles(to, keep)) {
     if (expected.has(relative)) continue;
     await rm(path.join(to, relative));
     result.removed++;
@@ -134,12 +159,39 @@ async function buildRoot({ from, to, skip }) {
   return result;
 }
 
+/** The newest modification time of the files and folders under `dir` (a removed file changes its folder's). */
+async function newestMtimeMs(dir, skip) {
+  let newest = await mtimeMs(dir);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (skip(entry.name)) continue;
+    const file = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? await newestMtimeMs(file, skip) : await mtimeMs(file));
+  }
+  return newest;
+}
+
 /**
- * Builds every root; resolves to the totals. Rejects with every transpile error (syntax errors:
- * type errors are `npm run typecheck`'s).
+ * Bundles one Vite app when a file of its workspace is newer than its built `index.html`. A
+ * workspace without `index.html` (an image that did not copy the page's sources) is left alone.
+ * @returns {Promise<boolean>} whether it was built
  */
-export async function build() {
-  const totals = { compiled: 0, copied: 0, removed: 0 };
+async function buildViteApp({ workspace, outDir }, { quiet }) {
+  const appRoot = path.join(root, workspace);
+  if ((await mtimeMs(path.join(appRoot, 'index.html'))) < 0) return false;
+  const newestSource = await newestMtimeMs(appRoot, (name) => name === 'node_modules' || name === 'dist' || name === 'test');
+  if ((await mtimeMs(path.join(root, outDir, 'index.html'))) >= newestSource) return false;
+  const vite = await import('vite');
+  await vite.build({ configFile: path.join(appRoot, 'vite.config.ts'), root: appRoot, logLevel: quiet ? 'warn' : 'info' });
+  return true;
+}
+
+/**
+ * Builds every root and Vite app; resolves to the totals. Rejects with every transpile error
+ * (syntax errors: type errors are `npm run typecheck`'s) and any failed bundle.
+ * @param {{ quiet?: boolean }} [options] quiet: Vite says only warnings and errors
+ */
+export async function build({ quiet = false } = {}) {
+  const totals = { compiled: 0, copied: 0, removed: 0, bundled: 0 };
   const errors = [];
   for (const buildRoot_ of await buildRoots()) {
     const result = await buildRoot(buildRoot_);
@@ -148,6 +200,13 @@ export async function build() {
     totals.removed += result.removed;
     errors.push(...result.errors);
   }
+  for (const app of VITE_APPS) {
+    try {
+      if (await buildViteApp(app, { quiet })) totals.bundled++;
+    } catch (error) {
+      errors.push(`${app.workspace}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   if (errors.length > 0) throw new Error(`The build failed:\n${errors.join('\n')}`);
   return totals;
 }
@@ -155,10 +214,12 @@ export async function build() {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const started = performance.now();
   try {
-    const totals = await build();
-    const changed = totals.compiled + totals.copied + totals.removed;
-    if (changed > 0 || !process.argv.includes('--quiet')) {
-      console.log(`build: ${totals.compiled} compiled, ${totals.copied} copied, ${totals.removed} removed in ${Math.round(performance.now() - started)} ms`);
+    const quiet = process.argv.includes('--quiet');
+    const totals = await build({ quiet });
+    const changed = totals.compiled + totals.copied + totals.removed + totals.bundled;
+    if (changed > 0 || !quiet) {
+      const bundled = totals.bundled > 0 ? `, ${totals.bundled} web app${totals.bundled === 1 ? '' : 's'} bundled` : '';
+      console.log(`build: ${totals.compiled} compiled, ${totals.copied} copied, ${totals.removed} removed${bundled} in ${Math.round(performance.now() - started)} ms`);
     }
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { baseEnv } from '@civildiy/common';
 import { authEnv } from 'auth-service/config';
+import { dashboardEnv } from 'dashboard/config';
 import { feedServiceEnv } from 'feed-service/config';
 import { gatewayEnv } from 'gateway/config';
 import { mockProvidersEnv } from 'mock-providers/config';
@@ -31,6 +32,7 @@ const sections: [string, z.ZodObject][] = [
   ['notification-service', notificationServiceEnv],
   ['worker', workerEnv],
   ['mock-providers', mockProvidersEnv],
+  ['dashboard (and npm run ops)', dashboardEnv],
   ['npm start and npm run kafka (read by the launcher, not the services)', launcherEnv],
 ];
 

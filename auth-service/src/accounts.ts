@@ -1,5 +1,5 @@
 import { ConflictError, NotFoundError, UnauthorizedError, newId } from '@civildiy/common';
-import { userRegistered } from '@civildiy/common/contracts';
+import { userRegistered, type Role } from '@civildiy/common/contracts';
 import { isUniqueViolation } from '@civildiy/common/db';
 import { outbox } from '@civildiy/common/outbox';
 import { eq, or, sql } from 'drizzle-orm';
@@ -8,6 +8,7 @@ import { users, type UserRow } from './db/schema.ts';
 import type { DeviceTokens } from './device-tokens.ts';
 import type { LoginThrottle } from './login-throttle.ts';
 import type { Passwords } from './passwords.ts';
+import { rolesOf } from './roles.ts';
 import type { IssuedTokens, Tokens } from './tokens.ts';
 
 /** A user as clients see it. */
@@ -16,6 +17,8 @@ export interface PublicUser {
   email: string;
   username: string;
   createdAt: string;
+  /** The roles the account holds now (its access tokens carry them from their issue on). */
+  roles: Role[];
 }
 
 /** A user with fresh tokens (registration, login). */
@@ -33,7 +36,7 @@ export interface AccountsOptions {
   throttle: LoginThrottle;
 }
 
-const toPublicUser = (row: UserRow): PublicUser => ({ id: row.id, email: row.email, username: row.username, createdAt: row.createdAt.toISOString() });
+const toPublicUser = (row: UserRow, roles: Role[]): PublicUser => ({ id: row.id, email: row.email, username: row.username, createdAt: row.createdAt.toISOString(), roles });
 
 const invalidCredentials = () => new UnauthorizedError('The login or the password is wrong', 'auth.invalid_credentials');
 
@@ -62,7 +65,7 @@ export class Accounts {
           username: user.username,
           registeredAt: user.createdAt.toISOString(),
         });
-        return { user: toPublicUser(user), ...(await this.options.tokens.issue(tx, user)) };
+        return { user: toPublicUser(user, []), ...(await this.options.tokens.issue(tx, user)) };
       });
     } catch (error) {
       if (isUniqueViolation(error, 'users_email_unique')) throw new ConflictError('This email is already registered', 'auth.email_taken');
@@ -91,14 +94,14 @@ export class Accounts {
         .set({ passwordHash: await passwords.hash(input.password), updatedAt: new Date() })
         .where(eq(users.id, user.id));
     }
-    return { user: toPublicUser(user), ...(await this.options.tokens.issue(this.options.db, user)) };
+    return { user: toPublicUser(user, await rolesOf(this.options.db, user.id)), ...(await this.options.tokens.issue(this.options.db, user)) };
   }
 
   /** The user with `id`. @throws NotFoundError `auth.user_not_found` */
   async get(id: string): Promise<PublicUser> {
     const [row] = await this.options.db.select().from(users).where(eq(users.id, id));
     if (!row) throw new NotFoundError('No such user', 'auth.user_not_found');
-    return toPublicUser(row);
+    return toPublicUser(row, await rolesOf(this.options.db, row.id));
   }
 
   private async findByLogin(login: string): Promise<UserRow | undefined> {

@@ -1,4 +1,4 @@
-import { Username } from '@civildiy/common/contracts';
+import { Role, Username } from '@civildiy/common/contracts';
 import { requireUser, type App } from '@civildiy/common/service';
 import { z } from 'zod';
 import type { Accounts } from './accounts.ts';
@@ -18,7 +18,13 @@ const DeviceToken = z
       "another account's), each failure beyond a few makes the next login wait longer (429 with Retry-After)",
   );
 
-const User = z.object({ id: z.uuid(), email: z.string(), username: z.string(), createdAt: z.iso.datetime({ offset: true }) });
+const User = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  username: z.string(),
+  createdAt: z.iso.datetime({ offset: true }),
+  roles: z.array(Role).describe('the roles the account holds now (granted with `npm run -w auth-service role`); access tokens carry them from their issue on'),
+});
 const IssuedTokens = z.object({
   accessToken: z.string().describe('EdDSA JWT for `Authorization: Bearer`'),
   refreshToken: z.string().describe('single use: exchange it at /auth/refresh'),
@@ -114,14 +120,14 @@ export function registerApi(app: App, { accounts, tokens, keys }: ApiDeps): void
         tags: ['auth'],
         summary: "Traefik forwardAuth: 200 with X-User-ID and X-Username for a valid bearer token, else 401",
         security: [{ bearerAuth: [] }],
-        response: { 200: z.object({ userId: z.string(), username: z.string().optional() }) },
+        response: { 200: z.object({ userId: z.string(), username: z.string().optional(), roles: z.array(Role).describe("the token's roles") }) },
       },
     },
     async (request, reply) => {
       const user = requireUser(request);
       reply.header('x-user-id', user.id);
       if (user.username) reply.header('x-username', user.username);
-      return { userId: user.id, ...(user.username ? { username: user.username } : {}) };
+      return { userId: user.id, ...(user.username ? { username: user.username } : {}), roles: user.roles };
     },
   );
 

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { UnauthorizedError, newId } from '@civildiy/common';
+import type { Role } from '@civildiy/common/contracts';
 import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER } from '@civildiy/common/service';
 import { and, eq, gt, inArray, isNull } from 'drizzle-orm';
 import { SignJWT } from 'jose';
 import type { AuthDatabase, AuthTransaction } from './db/database.ts';
 import { refreshTokens, users } from './db/schema.ts';
 import type { DeviceTokens } from './device-tokens.ts';
+import { rolesOf } from './roles.ts';
 import { SIGNING_ALGORITHM, type SigningKeys } from './signing-keys.ts';
 
 /** What a login, a registration and a refresh hand out. */
@@ -49,7 +51,9 @@ export class Tokens {
 
   /**
    * Issues new tokens: a new family, or the next token of `familyId` on rotation. Pass the
-   * transaction that creates the user so a failed registration leaves no token behind.
+   * transaction that creates the user so a failed registration leaves no token behind. The access
+   * token carries the roles the user holds now (`roles` claim), so a grant or a revoke shows at the
+   * next login or refresh.
    */
   async issue(executor: AuthDatabase | AuthTransaction, subject: TokenSubject, familyId = newId()): Promise<IssuedTokens> {
     const refreshToken = randomBytes(32).toString('base64url');
@@ -61,7 +65,7 @@ export class Tokens {
       expiresAt: new Date(Date.now() + this.options.refreshTokenTtlDays * 86_400_000),
     });
     return {
-      accessToken: await this.signAccessToken(subject),
+      accessToken: await this.signAccessToken(subject, await rolesOf(executor, subject.id)),
       refreshToken,
       expiresIn: this.options.accessTokenTtlSeconds,
       deviceToken: await this.options.devices.issue(subject.id, familyId),
@@ -114,9 +118,9 @@ export class Tokens {
       .where(and(inArray(refreshTokens.familyId, family), isNull(refreshTokens.revokedAt)));
   }
 
-  private signAccessToken(subject: TokenSubject): Promise<string> {
+  private signAccessToken(subject: TokenSubject, roles: readonly Role[]): Promise<string> {
     const { kid, privateKey } = this.options.keys.current;
-    return new SignJWT({ typ: 'access', username: subject.username })
+    return new SignJWT({ typ: 'access', username: subject.username, roles })
       .setProtectedHeader({ alg: SIGNING_ALGORITHM, kid, typ: 'JWT' })
       .setSubject(subject.id)
       .setIssuer(ACCESS_TOKEN_ISSUER)

@@ -25,7 +25,7 @@ describe.each(drivers)('accounts on %s', (driver) => {
       const response = await register({ ...account, email: `  ${account.email.toUpperCase()} ` });
       expect(response.statusCode).toBe(201);
       const body = response.json();
-      expect(body.user).toEqual({ id: expect.any(String), email: account.email, username: account.username, createdAt: expect.any(String) });
+      expect(body.user).toEqual({ id: expect.any(String), email: account.email, username: account.username, createdAt: expect.any(String), roles: [] });
       expect(body.expiresIn).toBe(900);
       expect(body.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
       const profile = await me(body.accessToken);

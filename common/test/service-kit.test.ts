@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ConflictError, ForbiddenError, NotFoundError, TooManyRequestsError } from '../src/errors/index.ts';
 import { createLogger } from '../src/logging/index.ts';
-import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER, createServiceApp, requireUser, type App } from '../src/service/index.ts';
+import { ACCESS_TOKEN_AUDIENCE, ACCESS_TOKEN_ISSUER, createServiceApp, requireUser, rolesOf, type App } from '../src/service/index.ts';
 
 const lines: Record<string, unknown>[] = [];
 const sink = new Writable({
@@ -65,6 +65,10 @@ beforeAll(async () => {
   app.get('/me', { onRequest: app.authenticate }, async (request) => {
     request.log.info('inside protected route');
     return { id: requireUser(request).id };
+  });
+  app.post('/operations', { onRequest: app.requireRole('operator') }, async (request) => {
+    request.log.info('inside operator route');
+    return { id: requireUser(request).id, roles: requireUser(request).roles };
   });
   await app.ready();
 });
@@ -178,6 +182,43 @@ describe('service kit authentication', () => {
     const refreshLike = await token({ typ: 'refresh' });
     const response = await app.inject({ method: 'GET', url: '/me', headers: { authorization: `Bearer ${refreshLike}` } });
     expect(response.statusCode).toBe(401);
+  });
+});
+
+describe('service kit roles', () => {
+  const operations = async (claims?: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: '/operations', headers: claims === undefined ? {} : { authorization: `Bearer ${await token(claims)}` } });
+
+  it('lets a token with the operator role through app.requireRole, with the roles on request.user and the user id in the logs', async () => {
+    const response = await app.inject({ method: 'POST', url: '/operations', headers: { authorization: `Bearer ${await token({ roles: ['operator'] })}`, 'x-request-id': 'req-op' } });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ id: '0190a6f0-0000-7000-8000-000000000001', roles: ['operator'] });
+    expect(lines.find((l) => l.msg === 'inside operator route' && l.correlationId === 'req-op')?.userId).toBe('0190a6f0-0000-7000-8000-000000000001');
+  });
+
+  it('answers 401 as app.authenticate does without a valid token, before looking at roles', async () => {
+    expect((await operations()).json().error.code).toBe('auth.missing_token');
+    const expired = await token({ roles: ['operator'] }, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
+    const response = await app.inject({ method: 'POST', url: '/operations', headers: { authorization: `Bearer ${expired}` } });
+    expect({ status: response.statusCode, code: response.json().error.code }).toEqual({ status: 401, code: 'auth.token_expired' });
+  });
+
+  it('answers 403 auth.role_required for a valid token without the role: no claim, an empty one, unknown roles, another spelling, a malformed claim', async () => {
+    for (const claims of [{}, { roles: [] }, { roles: ['admin'] }, { roles: ['Operator', 'OPERATOR'] }, { roles: 'operator' }, { roles: { operator: true } }, { roles: [null, 1] }]) {
+      const response = await operations(claims);
+      expect({ claims, status: response.statusCode, code: response.json().error.code, details: response.json().error.details }).toEqual({
+        claims,
+        status: 403,
+        code: 'auth.role_required',
+        details: { role: 'operator' },
+      });
+    }
+  });
+
+  it('keeps the known roles of a claim and drops the rest (rolesOf)', () => {
+    expect(rolesOf(['operator', 'admin', 'operator'])).toEqual(['operator']);
+    expect(rolesOf(undefined)).toEqual([]);
+    expect(rolesOf('operator')).toEqual([]);
   });
 });
 

@@ -1,10 +1,11 @@
-import { Counter, Gauge, register as globalRegistry, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, register as globalRegistry, type Registry } from 'prom-client';
 import type { EventBusAdmin, GroupInfo } from '@civildiy/common/events';
 import type { ProjectionOutcome } from './feed-projection.ts';
 
 /** Counts what the projection did with each event. */
 export interface FeedMetrics {
-  record(eventType: string, outcome: ProjectionOutcome): void;
+  /** One event projected; with its `occurredAt`, an applied post event is timed from its publication. */
+  record(eventType: string, outcome: ProjectionOutcome, occurredAt?: string): void;
 }
 
 /** Options of {@link feedMetrics}. */
@@ -44,6 +45,7 @@ async function within<T>(promise: Promise<T>): Promise<T | undefined> {
  * - `feed_consumer_lag_events{topic}`: events not yet delivered to the live group (read at scrape time)
  * - `feed_consumer_pending_events{topic}`: events delivered to it and not yet acknowledged
  * - `feed_generation`: the read model generation served (it changes with each rebuild)
+ * - `feed_event_latency_seconds{event}`: from a post event's `occurredAt` to its change in the read model (post → feed latency)
  */
 export function feedMetrics(options: FeedMetricsOptions): FeedMetrics {
   const registry = options.registry ?? globalRegistry;
@@ -56,6 +58,16 @@ export function feedMetrics(options: FeedMetricsOptions): FeedMetrics {
       name: 'feed_projection_ignored_total',
       help: 'Events that changed nothing, by reason (duplicate, stale, deleted)',
       labelNames: ['event', 'reason'],
+      registers: [registry],
+    });
+
+  const latency =
+    existing<Histogram<'event'>>(registry, 'feed_event_latency_seconds') ??
+    new Histogram({
+      name: 'feed_event_latency_seconds',
+      help: "From a post event's occurredAt to its change in the feed read model (post → feed latency)",
+      labelNames: ['event'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     });
 
@@ -106,9 +118,14 @@ export function feedMetrics(options: FeedMetricsOptions): FeedMetrics {
   }
 
   return {
-    record(event, outcome) {
-      if (outcome === 'applied') applied.inc({ event });
-      else ignored.inc({ event, reason: outcome });
+    record(event, outcome, occurredAt) {
+      if (outcome !== 'applied') {
+        ignored.inc({ event, reason: outcome });
+        return;
+      }
+      applied.inc({ event });
+      const occurred = occurredAt === undefined || !event.startsWith('post.') ? NaN : Date.parse(occurredAt);
+      if (Number.isFinite(occurred)) latency.observe({ event }, Math.max(0, Date.now() - occurred) / 1000);
     },
   };
 }

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { z } from 'zod';
 import type { Logger } from '@civildiy/common';
 import type { EventBusAdmin, EventSubscriber } from '@civildiy/common/events';
 import type { Redis } from '@civildiy/common/redis';
@@ -27,33 +28,27 @@ import { FEED_TOPICS, subscribeToFeedEvents } from './handlers.ts';
  */
 
 /** How a rebuild is doing (reported every `progressIntervalMs`). */
-export interface RebuildProgress {
-  generation: number;
-  /** Events that changed the new generation. */
-  applied: number;
-  /** Events that changed nothing there (duplicates, older versions: already dual-written). */
-  ignored: number;
-  /** Events per topic not yet delivered to the replay group (`null` when the transport cannot tell). */
-  lag: Record<string, number | null>;
-  /** Events delivered to the replay group and not yet applied. */
-  pending: number;
-  /** Whether it has caught up (it swaps next). */
-  caughtUp: boolean;
-}
+export const RebuildProgress = z.object({
+  generation: z.number().int(),
+  applied: z.number().int().describe('events that changed the new generation'),
+  ignored: z.number().int().describe('events that changed nothing there (duplicates, older versions: already dual-written)'),
+  lag: z.record(z.string(), z.number().int().nullable()).describe('events per topic not yet delivered to the replay group (null when the transport cannot tell)'),
+  pending: z.number().int().describe('events delivered to the replay group and not yet applied'),
+  caughtUp: z.boolean().describe('whether it has caught up (it swaps next)'),
+});
+export type RebuildProgress = z.infer<typeof RebuildProgress>;
 
 /** How a rebuild ended. */
-export interface RebuildResult {
-  /** `swapped`: the new generation is served; `interrupted`: stopped by the signal (run again to resume). */
-  status: 'swapped' | 'interrupted';
-  generation: number;
-  /** The generation served before the swap (deleted). */
-  previous?: number;
-  /** Whether it continued a rebuild interrupted earlier. */
-  resumed: boolean;
-  applied: number;
-  ignored: number;
-  durationMs: number;
-}
+export const RebuildResult = z.object({
+  status: z.enum(['swapped', 'interrupted']).describe('swapped: the new generation is served; interrupted: stopped (run it again to resume)'),
+  generation: z.number().int(),
+  previous: z.number().int().optional().describe('the generation served before the swap (deleted)'),
+  resumed: z.boolean().describe('whether it continued a rebuild interrupted earlier'),
+  applied: z.number().int(),
+  ignored: z.number().int(),
+  durationMs: z.number().int(),
+});
+export type RebuildResult = z.infer<typeof RebuildResult>;
 
 /** Options of {@link rebuildFeed}. */
 export interface RebuildOptions {
@@ -75,6 +70,8 @@ export interface RebuildOptions {
   onProgress?: (progress: RebuildProgress) => void;
   /** Stops the replay; the rebuild stays marked, to be resumed. */
   signal?: AbortSignal;
+  /** Called once the rebuild is marked (new or resumed), before the replay. */
+  onStarted?: (marker: RebuildMarker & { resumed: boolean }) => void;
 }
 
 /**
@@ -91,6 +88,7 @@ export async function rebuildFeed(options: RebuildOptions): Promise<RebuildResul
     for (const topic of FEED_TOPICS) await admin.resetGroup(topic, marker.group, 'start');
   }
   logger.info({ generation: marker.generation, group: marker.group, resumed: marker.resumed }, marker.resumed ? 'resuming the feed rebuild' : 'feed rebuild started');
+  options.onStarted?.(marker);
 
   const counts = { applied: 0, ignored: 0 };
   const projection = new FeedProjection({

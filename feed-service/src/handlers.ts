@@ -15,8 +15,8 @@ export interface FeedSubscriptionOptions {
   group?: string;
   /** Events projected in parallel (one post or profile at a time still). Default: 16. */
   concurrency?: number;
-  /** Told what each event did (metrics, rebuild progress). */
-  onOutcome?: (eventType: string, outcome: ProjectionOutcome) => void;
+  /** Told what each event did (metrics, rebuild progress), with the event's `occurredAt`. */
+  onOutcome?: (eventType: string, outcome: ProjectionOutcome, occurredAt: string) => void;
 }
 
 /**
@@ -31,7 +31,7 @@ export function subscribeToFeedEvents(options: FeedSubscriptionOptions): Subscri
     concurrency: options.concurrency ?? 16,
     handle: async (envelope) => {
       const outcome = await options.projection.apply(envelope);
-      options.onOutcome?.(envelope.type, outcome);
+      options.onOutcome?.(envelope.type, outcome, envelope.occurredAt);
     },
   });
 }

@@ -5,7 +5,7 @@ import { postCreated, postDeleted, postUpdated, profileUpdated } from '@civildiy
 import { RedisStreamsEventBus, createEnvelope, type Subscription } from '@civildiy/common/events';
 import { Redis } from '@civildiy/common/redis';
 import type { App } from '@civildiy/common/service';
-import { REDIS_URL, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
+import { REDIS_URL, createTestTokens, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import { encodeCursor } from '../src/feed-cursor.ts';
 import { FeedGenerations } from '../src/feed-generations.ts';
@@ -14,10 +14,12 @@ import { feedMetrics } from '../src/feed-metrics.ts';
 import { FeedProjection } from '../src/feed-projection.ts';
 import { FeedReader } from '../src/feed-reader.ts';
 import { CONSUMER_GROUP, FEED_TOPICS, subscribeToFeedEvents } from '../src/handlers.ts';
+import { RebuildRunner } from '../src/rebuild-runner.ts';
 import { deletion, edited, newPost, profile } from './post-history.ts';
 
 const logger = createLogger({ service: 'feed-service', level: 'silent' });
 const WAIT = { timeout: 15_000, interval: 25 };
+const tokens = await createTestTokens();
 
 let prefix: string;
 let redis: Redis;
@@ -45,7 +47,8 @@ beforeEach(async () => {
     });
     return subscription.ready;
   };
-  app = await buildApp({ reader: new FeedReader(redis, prefix), logger, readiness: { redis: () => redis.ping() }, metricsRegistry: registry, logRequests: false });
+  const rebuilds = new RebuildRunner({ subscriber: bus, admin: bus, redis, prefix, logger });
+  app = await buildApp({ reader: new FeedReader(redis, prefix), rebuilds, auth: tokens.keys, logger, readiness: { redis: () => redis.ping() }, metricsRegistry: registry, logRequests: false });
   await app.ready();
 });
 
@@ -265,7 +268,8 @@ describe('feed without Redis', () => {
   it('answers 503 feed.unavailable and reports itself not ready', async () => {
     const down = new Redis('redis://127.0.0.1:1', { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     down.on('error', () => {});
-    const offline = await buildApp({ reader: new FeedReader(down, prefix), logger, readiness: { redis: () => down.ping() }, metricsRegistry: new Registry(), logRequests: false });
+    const rebuilds = new RebuildRunner({ subscriber: bus, admin: bus, redis: down, prefix, logger });
+    const offline = await buildApp({ reader: new FeedReader(down, prefix), rebuilds, auth: tokens.keys, logger, readiness: { redis: () => down.ping() }, metricsRegistry: new Registry(), logRequests: false });
     try {
       const response = await offline.inject({ method: 'GET', url: '/feed' });
       expect(response.statusCode).toBe(503);

@@ -5,7 +5,7 @@ import { RedisStreamsEventBus, createEnvelope, type EventBus, type Subscription 
 import { KafkaEventBus } from '@civildiy/common/kafka';
 import { Redis } from '@civildiy/common/redis';
 import type { App } from '@civildiy/common/service';
-import { REDIS_URL, kafkaSkipNote, kafkaTestBroker, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
+import { REDIS_URL, createTestTokens, kafkaSkipNote, kafkaTestBroker, removeRedisPrefix, uniquePrefix } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
 import { FeedGenerations } from '../src/feed-generations.ts';
 import type { FeedItem } from '../src/feed-item.ts';
@@ -13,10 +13,14 @@ import { FeedProjection } from '../src/feed-projection.ts';
 import { FeedReader } from '../src/feed-reader.ts';
 import { abortRebuild, rebuildFeed, type RebuildProgress } from '../src/feed-rebuild.ts';
 import { CONSUMER_GROUP, FEED_TOPICS, subscribeToFeedEvents } from '../src/handlers.ts';
+import { RebuildRunner } from '../src/rebuild-runner.ts';
 import { deletion, edited, newPost, profile } from './post-history.ts';
 
 const logger = createLogger({ service: 'feed-service', level: 'silent' });
 const WAIT = { timeout: 20_000, interval: 25 };
+const tokens = await createTestTokens();
+const asOperator = { authorization: `Bearer ${await tokens.token(undefined, { roles: ['operator'], expiresIn: '1h' })}` };
+const asUser = { authorization: `Bearer ${await tokens.token(undefined, { expiresIn: '1h' })}` };
 
 // The rebuild runs on either event bus adapter: the Kafka one on the run's test broker (skipped,
 // with the reason in the title, on a machine without Java outside CI).
@@ -39,6 +43,10 @@ let bus: EventBus;
 let live: Subscription;
 let generations: FeedGenerations;
 let app: App;
+/** The rebuilds `app` starts (progress every 20 ms). */
+let rebuilds: RebuildRunner;
+/** Apps a test built besides `app`, closed after it. */
+const moreApps: { app: App; rebuilds: RebuildRunner }[] = [];
 
 for (const transport of transports) describe.skipIf(transport.skip !== undefined)(`on the ${transport.name} event bus`, () => {
   beforeEach(async () => {
@@ -48,17 +56,29 @@ for (const transport of transports) describe.skipIf(transport.skip !== undefined
     generations = new FeedGenerations(redis, prefix);
     live = subscribeToFeedEvents({ subscriber: bus, projection: new FeedProjection({ redis, prefix }), concurrency: 8 });
     await live.ready;
-    app = await buildApp({ reader: new FeedReader(redis, prefix), logger, readiness: {}, logRequests: false });
-    await app.ready();
+    ({ app, rebuilds } = await operationsApp(20));
   });
 
   afterEach(async () => {
+    for (const other of moreApps.splice(0)) {
+      await other.rebuilds.close();
+      await other.app.close();
+    }
+    await rebuilds?.close();
     await live?.close();
     await app?.close();
     await bus?.close();
     await redis?.quit();
     await removeRedisPrefix(prefix);
   });
+
+  /** feed-service's app with a rebuild runner reporting every `progressIntervalMs`. */
+  async function operationsApp(progressIntervalMs: number): Promise<{ app: App; rebuilds: RebuildRunner }> {
+    const runner = new RebuildRunner({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs });
+    const built = await buildApp({ reader: new FeedReader(redis, prefix), rebuilds: runner, auth: tokens.keys, logger, readiness: {}, logRequests: false });
+    await built.ready();
+    return { app: built, rebuilds: runner };
+  }
 
   async function feed(url = '/feed?limit=100') {
     const response = await app.inject({ method: 'GET', url });
@@ -218,6 +238,82 @@ for (const transport of transports) describe.skipIf(transport.skip !== undefined
       // The next rebuild takes a fresh generation number.
       expect(await rebuildFeed({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs: 20 })).toMatchObject({ status: 'swapped', generation: 3, previous: 1 });
       expect((await feed()).items.map((item) => item.postId)).toEqual([later.postId, post.postId]);
+    });
+  });
+
+  describe('feed rebuild over HTTP', () => {
+    const rebuildCall = (target: App, method: 'POST' | 'GET' | 'DELETE', headers: Record<string, string> = asOperator) =>
+      target.inject({ method, url: '/feed/rebuild', headers });
+
+    /** A rebuild started by `target` that cannot finish before it is stopped: replaying many events, checked once a minute. */
+    async function slowRebuild(): Promise<{ app: App; rebuilds: RebuildRunner }> {
+      const slow = await operationsApp(60_000);
+      moreApps.push(slow);
+      for (let i = 0; i < 300; i++) await bus.publish(postCreated, newPost({ minute: i }));
+      const started = await rebuildCall(slow.app, 'POST');
+      expect(started.statusCode).toBe(202);
+      // Its first check found it behind: it now waits a minute for the next one.
+      await expect.poll(async () => (await rebuildCall(slow.app, 'GET')).json().progress, WAIT).toMatchObject({ generation: 2, caughtUp: false });
+      return slow;
+    }
+
+    it.each(['POST', 'GET', 'DELETE'] as const)('answers %s with 401 without a token and 403 auth.role_required without the operator role, starting nothing', async (method) => {
+      const anonymous = await rebuildCall(app, method, {});
+      expect({ status: anonymous.statusCode, code: anonymous.json().error.code }).toEqual({ status: 401, code: 'auth.missing_token' });
+      const user = await rebuildCall(app, method, asUser);
+      expect({ status: user.statusCode, code: user.json().error.code }).toEqual({ status: 403, code: 'auth.role_required' });
+      expect(await generations.rebuild()).toBeUndefined();
+    });
+
+    it('runs a rebuild an operator starts in the background while the feed serves, swaps, and reports how it ended', async () => {
+      await publishHistory();
+      await liveSettled();
+      const served = await feed();
+      const before = await generations.dump(1);
+
+      const started = await rebuildCall(app, 'POST');
+      expect(started.statusCode).toBe(202);
+      expect(started.json()).toMatchObject({ generation: 2, resumed: false });
+      expect((await feed()).items).toEqual(served.items);
+      await expect.poll(async () => (await rebuildCall(app, 'GET')).json().last, WAIT).toMatchObject({ status: 'swapped', generation: 2, previous: 1, resumed: false });
+
+      expect((await rebuildCall(app, 'GET')).json()).toMatchObject({ servedGeneration: 2, rebuild: null, running: false, progress: null, lastError: null });
+      expect(await generations.dump(2)).toEqual(before);
+      expect(await feed()).toEqual(served);
+      const nothing = await rebuildCall(app, 'DELETE');
+      expect({ status: nothing.statusCode, code: nothing.json().error.code }).toEqual({ status: 404, code: 'feed.rebuild_not_found' });
+    });
+
+    it('refuses a second start while one runs with 409 feed.rebuild_running, and DELETE stops it and drops its generation', async () => {
+      const slow = await slowRebuild();
+      const again = await rebuildCall(slow.app, 'POST');
+      expect({ status: again.statusCode, code: again.json().error.code }).toEqual({ status: 409, code: 'feed.rebuild_running' });
+
+      const aborted = await rebuildCall(slow.app, 'DELETE');
+      expect(aborted.statusCode).toBe(200);
+      expect(aborted.json()).toEqual({ aborted: 2 });
+      expect((await rebuildCall(slow.app, 'GET')).json()).toMatchObject({ servedGeneration: 1, rebuild: null, running: false, last: { status: 'interrupted', generation: 2 } });
+      for (const topic of FEED_TOPICS) expect((await bus.groups(topic)).map((group) => group.name)).toEqual([CONSUMER_GROUP]);
+      await liveSettled();
+      expect((await generations.dump(2)).global).toEqual([]);
+      expect((await generations.dump(1)).global).toHaveLength(300);
+      expect((await feed()).items).toHaveLength(100);
+    });
+
+    it('stops a running rebuild when the service shuts down, leaving it marked, and resumes it on the next start', async () => {
+      const slow = await slowRebuild();
+      await slow.rebuilds.close();
+      expect((await rebuildCall(slow.app, 'GET')).json()).toMatchObject({ servedGeneration: 1, rebuild: { generation: 2 }, running: false, last: { status: 'interrupted' } });
+      const refused = await rebuildCall(slow.app, 'POST');
+      expect(refused.statusCode).toBe(409);
+
+      const resumed = await rebuildCall(app, 'POST');
+      expect(resumed.statusCode).toBe(202);
+      expect(resumed.json()).toMatchObject({ generation: 2, resumed: true });
+      await expect.poll(async () => (await rebuildCall(app, 'GET')).json().last, WAIT).toMatchObject({ status: 'swapped', generation: 2, resumed: true });
+      await liveSettled();
+      expect((await generations.dump(2)).global).toHaveLength(300);
+      expect((await feed()).items).toHaveLength(100);
     });
   });
 });

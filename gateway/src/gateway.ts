@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { UnauthorizedError, currentDeadline, enrichContext } from '@civildiy/common';
 import { ServiceNotFoundError, type ServiceDiscovery } from '@civildiy/common/discovery';
-import { bearerToken, type AuthenticatedUser } from '@civildiy/common/service';
+import { assertRole, bearerToken, type AuthenticatedUser } from '@civildiy/common/service';
 import type { ClientAddresses } from './client-address.ts';
 import { rateLimited, upstreamUnavailable } from './gateway-errors.ts';
 import type { GatewayMetrics } from './gateway-metrics.ts';
@@ -24,8 +24,9 @@ export interface GatewayParts {
 
 /**
  * The path of one request through the gateway, once the router has picked its route table entry
- * (on the canonical path): refuse a case variant of a table prefix, check the bearer token, count
- * the request against the rate limits, find an instance of the service and forward it.
+ * (on the canonical path): refuse a case variant of a table prefix, check the bearer token and the
+ * role an operator route requires (403 `auth.role_required` without it), count the request against
+ * the rate limits, find an instance of the service and forward it.
  *
  * The budgets are counted before a token error is answered, so a client sending bad tokens in a loop
  * runs into 429 like any other.
@@ -52,6 +53,7 @@ export class Gateway {
       if (token) {
         try {
           user = await this.parts.verifyToken(token);
+          if (route.role) assertRole(user, route.role);
         } catch (error) {
           authError = error;
         }

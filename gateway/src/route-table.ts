@@ -1,3 +1,4 @@
+import type { Role } from '@civildiy/common/contracts';
 import { pathHasPrefix, routeMethods, type GatewayRoute, type RouteMethod } from '@civildiy/common/topology';
 
 /** A route table entry prepared for matching. */
@@ -6,7 +7,10 @@ export interface CompiledRoute {
   readonly prefix: string;
   readonly service: string;
   readonly methods: ReadonlySet<string>;
+  /** A valid bearer token is required (`protected` and `operator` entries). */
   readonly protected: boolean;
+  /** The role the token must carry (`operator` entries), else 403 `auth.role_required`. */
+  readonly role: Role | undefined;
   readonly verifyToken: boolean;
   /** Metric label and rate-limit key part, e.g. `/auth/login POST`. */
   readonly label: string;
@@ -64,7 +68,8 @@ export class RouteTable {
         prefix: route.prefix,
         service: route.service,
         methods,
-        protected: route.access === 'protected',
+        protected: route.access !== 'public',
+        role: route.access === 'operator' ? 'operator' : undefined,
         verifyToken: route.verifyToken ?? true,
         label: `${route.prefix}${route.methods ? ` ${route.methods.join(',')}` : ''}`,
       };

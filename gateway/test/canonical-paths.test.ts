@@ -37,13 +37,16 @@ function firstMatch(method: RouteMethod, path: string): GatewayRoute | undefined
   return GATEWAY_ROUTES.find((route) => pathHasPrefix(path, route.prefix) && routeMethods(route).has(method));
 }
 
-/** Every protected entry of the table, with a method and a path under it that the entry serves. */
-const PROTECTED = GATEWAY_ROUTES.filter((route) => route.access === 'protected').map((route) => {
+/** Every entry of the table that needs a token (protected or operator), with a method and a path under it that the entry serves. */
+const PROTECTED = GATEWAY_ROUTES.filter((route) => route.access !== 'public').map((route) => {
   const path = `${route.prefix}/probe`;
   const method = CASE_METHODS.find((candidate) => firstMatch(candidate, path) === route);
   if (!method) throw new Error(`no method reaches the protected entry ${route.prefix}`);
   return { route, method, path };
 });
+
+/** Public paths the tests below read through a service's stub, besides its protected prefixes (its stub serves only these). */
+const PUBLIC_PATHS: Record<string, readonly string[]> = { 'feed-service': ['/feed/users'] };
 
 /** What the gateway must do with a spelling of a protected path. */
 type Outcome =
@@ -108,51 +111,57 @@ function variantsOf(prefix: string): Variant[] {
 }
 
 let tokens: TestTokens;
-let bearer: Record<string, string>;
-/** Per service with protected entries: a stub serving only those prefixes, as the real service would. */
+/** A user's token, and an operator's. */
+let bearers: Record<'protected' | 'operator', Record<string, string>>;
+/** Per service with protected entries: a stub serving only those prefixes (and its {@link PUBLIC_PATHS}), as the real service would. */
 const upstreams = new Map<string, StubUpstream>();
-let everyPath: StubUpstream;
 let gateway: GatewayUnderTest;
+
+/** The token that passes `route`. */
+const bearerFor = (route: GatewayRoute) => bearers[route.access === 'operator' ? 'operator' : 'protected'];
 
 beforeAll(async () => {
   tokens = await createTestTokens();
-  bearer = { authorization: `Bearer ${await tokens.token(newId())}` };
+  bearers = {
+    protected: { authorization: `Bearer ${await tokens.token(newId())}` },
+    operator: { authorization: `Bearer ${await tokens.token(newId(), { roles: ['operator'] })}` },
+  };
   const services = [...new Set(PROTECTED.map(({ route }) => route.service))];
   await Promise.all(
     services.map(async (service) => {
-      const only = PROTECTED.filter(({ route }) => route.service === service).map(({ route }) => route.prefix);
+      const only = [...PROTECTED.filter(({ route }) => route.service === service).map(({ route }) => route.prefix), ...(PUBLIC_PATHS[service] ?? [])];
       upstreams.set(service, await startStubUpstream(service, { only }));
     }),
   );
-  everyPath = await startStubUpstream('feed-service');
-  gateway = await startGateway({ auth: tokens.keys, urls: { ...Object.fromEntries([...upstreams].map(([service, stub]) => [service, stub.url])), 'feed-service': everyPath.url } });
+  gateway = await startGateway({ auth: tokens.keys, urls: Object.fromEntries([...upstreams].map(([service, stub]) => [service, stub.url])) });
 });
 
 afterAll(async () => {
   await gateway?.close();
-  await Promise.all([...upstreams.values(), everyPath].map((stub) => stub?.close()));
+  await Promise.all([...upstreams.values()].map((stub) => stub?.close()));
 });
 
-/** Requests the stub served (the protected resource), all paths together. */
-function served(stub: StubUpstream): number {
-  return [...stub.hits.values()].reduce((sum, count) => sum + count, 0);
+/** Requests the stub served under `prefix` (the protected resource). */
+function served(stub: StubUpstream, prefix: string): number {
+  return [...stub.hits].filter(([path]) => pathHasPrefix(path, prefix)).reduce((sum, [, count]) => sum + count, 0);
 }
 
 describe.each(PROTECTED)('a protected entry: $method $route.prefix', ({ route, method, path }) => {
   const variants = variantsOf(route.prefix);
   const upstream = () => upstreams.get(route.service)!;
+  const bearer = () => bearerFor(route);
 
   it.each(variants.filter((variant) => variant.outcome === 'canonical'))(
-    'routes $kind ($target) as the canonical path: 401 without a token, forwarded as the canonical path with one, query string untouched',
+    'routes $kind ($target) as the canonical path: 401 without a token, forwarded as the canonical path with a token that passes the entry, query string untouched',
     async ({ target }) => {
       const query = '?q=a%2Fb+c%zz&next=../up&empty=';
-      const before = served(upstream());
+      const before = served(upstream(), route.prefix);
       const anonymous = await send(gateway.url, method, target + query);
       expect(anonymous.status).toBe(401);
       expect(anonymous.body).toMatchObject({ error: { code: 'auth.missing_token' } });
-      expect(served(upstream())).toBe(before);
+      expect(served(upstream(), route.prefix)).toBe(before);
 
-      const signedIn = await send(gateway.url, method, target + query, bearer);
+      const signedIn = await send(gateway.url, method, target + query, bearer());
       expect(signedIn.status).toBe(200);
       expect((signedIn.body as Echo).url).toBe(path + query);
       expect((signedIn.body as Echo).method).toBe(method);
@@ -161,7 +170,7 @@ describe.each(PROTECTED)('a protected entry: $method $route.prefix', ({ route, m
 
   it.each(variants.filter((variant) => variant.outcome === 'invalid'))('refuses $kind ($target) with 400 gateway.invalid_path, token or not', async ({ target }) => {
     const before = upstream().received.length;
-    for (const headers of [{}, bearer]) {
+    for (const headers of [{}, bearer()]) {
       const { status, body } = await send(gateway.url, method, target, headers);
       expect(status).toBe(400);
       expect(body).toMatchObject({ error: { code: 'gateway.invalid_path' } });
@@ -171,7 +180,7 @@ describe.each(PROTECTED)('a protected entry: $method $route.prefix', ({ route, m
 
   it.each(variants.filter((variant) => variant.outcome === 'not_found'))('does not route $kind ($target): 404 route_not_found, token or not', async ({ target }) => {
     const before = upstream().received.length;
-    for (const headers of [{}, bearer]) {
+    for (const headers of [{}, bearer()]) {
       const { status, body } = await send(gateway.url, method, target, headers);
       expect(status).toBe(404);
       expect(body).toMatchObject({ error: { code: 'route_not_found' } });
@@ -182,12 +191,12 @@ describe.each(PROTECTED)('a protected entry: $method $route.prefix', ({ route, m
   it.each(variants.filter((variant) => variant.outcome === 'other_path'))(
     'decodes $kind ($target) exactly once: whatever serves it, it is not the protected path, token or not',
     async ({ target }) => {
-      const before = { served: served(upstream()), received: upstream().received.length };
-      for (const headers of [{}, bearer]) {
+      const before = { served: served(upstream(), route.prefix), received: upstream().received.length };
+      for (const headers of [{}, bearer()]) {
         const { status } = await send(gateway.url, method, target, headers);
         expect([401, 404]).toContain(status);
       }
-      expect(served(upstream())).toBe(before.served);
+      expect(served(upstream(), route.prefix)).toBe(before.served);
       // Forwarded (under a public entry) it keeps its escaped %: the service decodes it once to the same text.
       for (const url of upstream().received.slice(before.received)) expect(url).toContain('%25');
     },
@@ -212,11 +221,11 @@ describe('paths that legitimately hold escaped characters', () => {
 
 describe('segments that start or end with ..', () => {
   it('are refused with 400 gateway.invalid_path rather than forwarded (reply-from takes them for traversal)', async () => {
-    for (const target of ['/feed/..x', '/feed/x../y']) {
+    for (const target of ['/feed/users/..x', '/feed/users/x../y']) {
       const { status, body } = await send(gateway.url, 'GET', target);
       expect({ target, status, code: body.error.code }).toEqual({ target, status: 400, code: 'gateway.invalid_path' });
     }
-    expect((await send(gateway.url, 'GET', '/feed/x..')).status).toBe(200);
+    expect((await send(gateway.url, 'GET', '/feed/users/x..')).status).toBe(200);
   });
 });
 
@@ -242,9 +251,9 @@ describe("the gateway's own routes", () => {
 
 describe('a request injected into the app (no socket)', () => {
   it('is routed on its canonical path too: an encoded protected path needs a token, an invalid one is a 400', async () => {
-    const canonical = await gateway.app.inject({ method: 'GET', url: '/feed/x?q=1' });
+    const canonical = await gateway.app.inject({ method: 'GET', url: '/feed/users/x?q=1' });
     expect(canonical.statusCode).toBe(200);
-    expect((canonical.json() as Echo).url).toBe('/feed/x?q=1');
+    expect((canonical.json() as Echo).url).toBe('/feed/users/x?q=1');
     for (const url of ['/search/%69ndex/probe', '/search/index/probe/', '/search//index/probe']) {
       const response = await gateway.app.inject({ method: 'GET', url });
       expect({ url, status: response.statusCode, code: response.json().error.code }).toEqual({ url, status: 401, code: 'auth.missing_token' });

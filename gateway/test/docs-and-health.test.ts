@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestTokens, type TestTokens } from '@civildiy/common/testing';
+import { ROUTED_SERVICES } from '../src/config.ts';
 import { deadUrl, startGateway, type GatewayUnderTest } from './gateway-under-test.ts';
 import { startStubUpstream, type StubUpstream } from './stub-upstream.ts';
 
@@ -122,9 +123,7 @@ describe('GET /health', () => {
   });
 
   it('answers 200 when every configured upstream is ready, and 503 again when one reports not ready', async () => {
-    const urls = Object.fromEntries(
-      ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service'].map((service) => [service, everyone.url]),
-    );
+    const urls = Object.fromEntries(ROUTED_SERVICES.map((service) => [service, everyone.url]));
     const allUp = await startGateway({ auth: tokens.keys, urls });
     try {
       const ready = await getJson(`${allUp.url}/health`);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
 import { ServiceNotFoundError, StaticDiscovery, serviceUrlVariable } from '@civildiy/common/discovery';
 import { createTestTokens } from '@civildiy/common/testing';
-import { GATEWAY_ROUTES, PLANNED_SERVICES, ROUTE_METHODS, SERVICES, pathHasPrefix, routeMethods } from '@civildiy/common/topology';
+import { GATEWAY_ROUTES, PLANNED_SERVICES, ROUTE_METHODS, SERVICES, pathHasPrefix, routeMethods, type RouteMethod } from '@civildiy/common/topology';
 import { ROUTED_SERVICES } from '../src/config.ts';
 import { startGateway, type GatewayUnderTest } from './gateway-under-test.ts';
 import { startStubUpstream, type Echo, type StubUpstream } from './stub-upstream.ts';
@@ -36,6 +36,35 @@ describe('the route table', () => {
     }
   });
 
+  it('checks the token of every entry that needs one (protected or operator): none of them skips it', () => {
+    for (const route of GATEWAY_ROUTES.filter((entry) => entry.access !== 'public')) {
+      expect(route.verifyToken ?? true, `${route.prefix} (${route.access}) has verifyToken: false`).toBe(true);
+    }
+  });
+
+  it('puts the operations routes behind the operator role', () => {
+    const accessOf = (method: RouteMethod, path: string) => GATEWAY_ROUTES.find((route) => pathHasPrefix(path, route.prefix) && routeMethods(route).has(method))?.access;
+    for (const [method, path] of [
+      ['GET', '/search/index/status'],
+      ['POST', '/search/index/failed/redrive'],
+      ['POST', '/search/index/reindex'],
+      ['DELETE', '/search/index/reindex'],
+      ['POST', '/feed/rebuild'],
+      ['GET', '/feed/rebuild'],
+      ['DELETE', '/feed/rebuild'],
+      ['GET', '/admin'],
+      ['GET', '/admin/api/dead-letters'],
+      ['POST', '/admin/api/dead-letters/x/redrive'],
+    ] as const) {
+      expect(accessOf(method, path), `${method} ${path}`).toBe('operator');
+    }
+    // Signing in to the dashboard, and the public reads beside the operations routes.
+    expect(accessOf('POST', '/admin/session')).toBe('public');
+    expect(accessOf('GET', '/feed')).toBe('public');
+    expect(accessOf('GET', '/feed/users/x')).toBe('public');
+    expect(accessOf('GET', '/search')).toBe('public');
+  });
+
   it('matches prefixes on whole path segments', () => {
     expect(pathHasPrefix('/posts', '/posts')).toBe(true);
     expect(pathHasPrefix('/posts/', '/posts')).toBe(true);
@@ -51,7 +80,8 @@ describe("the gateway's router", () => {
 
   beforeAll(async () => {
     const tokens = await createTestTokens();
-    authorization = `Bearer ${await tokens.token(newId())}`;
+    // An operator's: it passes every entry, protected and operator ones alike.
+    authorization = `Bearer ${await tokens.token(newId(), { roles: ['operator'] })}`;
     stubs = await Promise.all(ROUTED_SERVICES.map((service) => startStubUpstream(service)));
     gateway = await startGateway({ auth: tokens.keys, urls: Object.fromEntries(ROUTED_SERVICES.map((service, i) => [service, stubs[i]!.url])) });
   });

@@ -3,6 +3,7 @@ import { orderProcessed } from '@civildiy/common/contracts';
 import type { Database } from '@civildiy/common/db';
 import type { EventSubscriber, Subscription } from '@civildiy/common/events';
 import { processOnce } from '@civildiy/common/outbox';
+import { countOrder } from './order-metrics.ts';
 import { applyOutcome } from './orders.ts';
 import type * as schema from './db/schema.ts';
 
@@ -26,6 +27,7 @@ export function subscribeToOutcomes(deps: { subscriber: EventSubscriber; db: Dat
       const { processed } = await processOnce(deps.db, CONSUMER_GROUP, envelope, async (tx) => {
         changed = await applyOutcome(tx, outcome);
       });
+      if (changed) countOrder(outcome.status);
       ctx.logger.info({ orderId: outcome.orderId, status: outcome.status, processed, changed }, 'order outcome applied');
     },
   });

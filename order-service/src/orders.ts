@@ -6,6 +6,7 @@ import { isUniqueViolation, type Database, type DbTransaction } from '@civildiy/
 import { outbox } from '@civildiy/common/outbox';
 import { findCatalogItems } from './catalog.ts';
 import { orderLines, orders, type OrderStatus } from './db/schema.ts';
+import { countOrder } from './order-metrics.ts';
 import type * as schema from './db/schema.ts';
 
 type Db = Database<typeof schema>;
@@ -102,6 +103,7 @@ export async function placeOrder(
       await outbox.task(tx, processOrder, { orderId: id, customerId: request.customerId, currency: 'EUR', lines: priced }, { idempotencyKey: id });
       return (await loadOrder(tx, id))!;
     });
+    countOrder('placed');
     return { order, created: true };
   } catch (error) {
     // A concurrent request with the same key committed first: answer as a repeat.

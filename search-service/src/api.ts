@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { NotFoundError } from '@civildiy/common';
 import type { FastifyPluginAsyncZod } from '@civildiy/common/service';
 import { Tag } from '@civildiy/common/contracts';
 import { indexStatus } from './index-status.ts';
 import { redriveFailed } from './index-queue.ts';
+import { ReindexAnswer, type ReindexControl } from './reindex-control.ts';
 import type { SemanticSearch } from './semantic-search.ts';
 import type { SearchDb } from './search-state.ts';
 
@@ -29,6 +31,8 @@ const NearestQuery = z.object({
     .describe('diagnostic: scan every vector instead of the HNSW index (exact, slower)'),
 });
 
+const OPERATOR_ONLY = 'Operators only: 401 without a valid token, 403 `auth.role_required` without the operator role.';
+
 const StatusCounts = z.object({ pending: z.number().int(), claimed: z.number().int(), done: z.number().int(), failed: z.number().int() });
 const IndexStatus = z.object({
   activeGeneration: z.number().int(),
@@ -52,8 +56,10 @@ const IndexStatus = z.object({
 });
 
 /** Every HTTP route of search-service. */
-export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriven: () => void }): FastifyPluginAsyncZod {
+export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriven: () => void; reindex: ReindexControl }): FastifyPluginAsyncZod {
   return async (app) => {
+    const operator = app.requireRole('operator');
+
     app.get(
       '/search',
       {
@@ -91,11 +97,12 @@ export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriv
     app.get(
       '/search/index/status',
       {
-        onRequest: app.authenticate,
+        onRequest: operator,
         schema: {
           security: [{ bearerAuth: [] }],
           tags: ['index'],
           summary: 'The index: rows by status, a reindex in progress, and the rows that failed',
+          description: OPERATOR_ONLY,
           querystring: z.object({
             limit: z.coerce.number().int().min(1).max(100).default(20).describe('failed rows per page'),
             cursor: z.string().max(100).optional().describe('`failed.nextCursor` of the previous page'),
@@ -109,19 +116,71 @@ export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriv
     app.post(
       '/search/index/failed/redrive',
       {
-        onRequest: app.authenticate,
+        onRequest: operator,
         schema: {
           security: [{ bearerAuth: [] }],
           tags: ['index'],
           summary: 'Queue every failed row again',
-          description: 'Rows whose batch failed for good go back to pending (their last error stays visible until they are indexed).',
+          description: `Rows whose batch failed for good go back to pending (their last error stays visible until they are indexed). ${OPERATOR_ONLY}`,
           response: { 200: z.object({ redriven: z.number().int() }) },
         },
       },
-      async () => {
+      async (request) => {
         const redriven = await redriveFailed(deps.db);
         if (redriven > 0) deps.onRedriven();
+        request.log.info({ redriven }, `redrive of the failed index rows: ${redriven} queued again`);
         return { redriven };
+      },
+    );
+
+    app.post(
+      '/search/index/reindex',
+      {
+        onRequest: operator,
+        schema: {
+          security: [{ bearerAuth: [] }],
+          tags: ['index'],
+          summary: 'Start a reindex, or resume the one under way',
+          description:
+            'Re-embeds every indexed post into a new generation while search keeps serving the current one, and switches once ' +
+            `every row is done (\`npm run search:reindex\` does the same). Answers at once; follow it with GET. ${OPERATOR_ONLY}`,
+          response: { 202: ReindexAnswer },
+        },
+      },
+      async (request, reply) => reply.status(202).send(await deps.reindex.start(request.log)),
+    );
+
+    app.get(
+      '/search/index/reindex',
+      {
+        onRequest: operator,
+        schema: {
+          security: [{ bearerAuth: [] }],
+          tags: ['index'],
+          summary: 'Where the reindex stands',
+          description: `\`building\` is null when no reindex is under way. ${OPERATOR_ONLY}`,
+          response: { 200: ReindexAnswer },
+        },
+      },
+      async () => deps.reindex.status(),
+    );
+
+    app.delete(
+      '/search/index/reindex',
+      {
+        onRequest: operator,
+        schema: {
+          security: [{ bearerAuth: [] }],
+          tags: ['index'],
+          summary: 'Abort the reindex under way',
+          description: `Drops the generation being built; search never saw it. No reindex under way → 404 \`search.reindex_not_found\`. ${OPERATOR_ONLY}`,
+          response: { 200: ReindexAnswer },
+        },
+      },
+      async (request) => {
+        const answer = await deps.reindex.abort(request.log);
+        if (answer.aborted == null) throw new NotFoundError('No reindex is under way', 'search.reindex_not_found');
+        return answer;
       },
     );
   };

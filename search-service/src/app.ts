@@ -2,6 +2,7 @@ import type { Logger } from '@civildiy/common';
 import { createServiceApp, type App, type HttpSettings, type KeySource, type ReadinessCheck } from '@civildiy/common/service';
 import type { Registry } from 'prom-client';
 import { searchApi } from './api.ts';
+import type { ReindexControl } from './reindex-control.ts';
 import type { SemanticSearch } from './semantic-search.ts';
 import type { SearchDb } from './search-state.ts';
 
@@ -10,11 +11,13 @@ export interface SearchAppDeps {
   db: SearchDb;
   search: SemanticSearch;
   logger: Logger;
-  /** Verifies the token of the one protected route (the redrive). */
+  /** Verifies the tokens of the operations routes (`/search/index/...`, operator role). */
   auth: KeySource;
   readiness: Record<string, ReadinessCheck>;
   /** Called after a redrive queued rows again (wakes the batcher). */
   onRedriven: () => void;
+  /** Starts, reports and aborts a reindex (`/search/index/reindex`). */
+  reindex: ReindexControl;
   /** Where `/metrics` reads from. Default: prom-client's global registry. */
   metricsRegistry?: Registry;
   logRequests?: boolean;
@@ -34,6 +37,6 @@ export async function buildApp(deps: SearchAppDeps): Promise<App> {
     ...(deps.logRequests === undefined ? {} : { logRequests: deps.logRequests }),
     ...(deps.http ? { http: deps.http } : {}),
   });
-  await app.register(searchApi({ db: deps.db, search: deps.search, onRedriven: deps.onRedriven }));
+  await app.register(searchApi({ db: deps.db, search: deps.search, onRedriven: deps.onRedriven, reindex: deps.reindex }));
   return app;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Logger } from '@civildiy/common';
 import { defineTask, type TaskWorker } from '@civildiy/common/tasks';
 import { abortReindex, reindexState, startReindex } from './search-reindex.ts';
 import type { SearchDb } from './search-state.ts';
@@ -33,20 +34,43 @@ export const reindexControl = defineTask({
   description: 'Starts, reports or aborts a reindex of the search index (internal to search-service).',
 });
 
+/** Where an action is logged: the job's logger, or the request's (it names the operator). */
+type ActionLogger = Pick<Logger, 'info' | 'warn'>;
+
+/**
+ * The reindex actions as search-service runs them, for its task (`npm run search:reindex`) and its
+ * operations routes alike: `start` (or resume) wakes the index batcher and the generation switcher
+ * through `wake`, so the new generation's rows are claimed at once.
+ */
+export class ReindexControl {
+  constructor(private readonly deps: { db: SearchDb; wake: () => void }) {}
+
+  /** Starts a reindex, or resumes the one under way. */
+  async start(logger: ActionLogger): Promise<ReindexAnswer> {
+    const started = await startReindex(this.deps.db);
+    logger.info(started, started.resumed ? `reindex into generation ${started.generation} under way` : `reindex into generation ${started.generation} started`);
+    this.deps.wake();
+    return { ...(await reindexState(this.deps.db)), started };
+  }
+
+  /** Where the reindex stands. */
+  status(): Promise<ReindexAnswer> {
+    return reindexState(this.deps.db);
+  }
+
+  /** Drops the generation being built (`aborted: null` when none was). */
+  async abort(logger: ActionLogger): Promise<ReindexAnswer> {
+    const aborted = (await abortReindex(this.deps.db)) ?? null;
+    if (aborted !== null) logger.warn({ generation: aborted }, `reindex into generation ${aborted} aborted`);
+    return { ...(await reindexState(this.deps.db)), aborted };
+  }
+}
+
 /** Runs `search.reindex` on search-service's own task worker. */
-export function handleReindexControl(worker: TaskWorker, deps: { db: SearchDb; onStarted: () => void }): void {
+export function handleReindexControl(worker: TaskWorker, control: ReindexControl): void {
   worker.handle(reindexControl, async ({ action }, ctx) => {
-    if (action === 'start') {
-      const started = await startReindex(deps.db);
-      ctx.logger.info(started, started.resumed ? `reindex into generation ${started.generation} under way` : `reindex into generation ${started.generation} started`);
-      deps.onStarted();
-      return { ...(await reindexState(deps.db)), started };
-    }
-    if (action === 'abort') {
-      const aborted = (await abortReindex(deps.db)) ?? null;
-      if (aborted !== null) ctx.logger.warn({ generation: aborted }, `reindex into generation ${aborted} aborted`);
-      return { ...(await reindexState(deps.db)), aborted };
-    }
-    return reindexState(deps.db);
+    if (action === 'start') return control.start(ctx.logger);
+    if (action === 'abort') return control.abort(ctx.logger);
+    return control.status();
   });
 }

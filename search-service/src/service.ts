@@ -11,7 +11,7 @@ import { IndexBatcher } from './index-batcher.ts';
 import { openRowCounts } from './index-status.ts';
 import { forgetTombstones } from './post-events.ts';
 import { QueryEmbedder } from './query-embedder.ts';
-import { handleReindexControl, reindexControl } from './reindex-control.ts';
+import { ReindexControl, handleReindexControl, reindexControl } from './reindex-control.ts';
 import { searchMetrics } from './search-metrics.ts';
 import { GenerationSwitcher } from './search-reindex.ts';
 import { columnDimensions } from './search-state.ts';
@@ -68,6 +68,13 @@ export const searchService = defineService({
       cacheSize: config.SEARCH_QUERY_CACHE_SIZE,
       metrics,
     });
+    const reindex = new ReindexControl({
+      db,
+      wake: () => {
+        batcher.wake();
+        void switcher.check();
+      },
+    });
     const search = new SemanticSearch({ db, embedder, defaultModel: config.EMBEDDINGS_MODEL, efSearch: config.SEARCH_HNSW_EF_SEARCH, databaseKind: database.kind, maxBatch: config.SEARCH_QUERY_BATCH_MAX, metrics });
     return {
       background: { 'index batcher': batcher, 'reindex switcher': switcher },
@@ -84,14 +91,7 @@ export const searchService = defineService({
       tasks: {
         queues: [reindexControl.queue],
         concurrency: 1,
-        handle: (worker) =>
-          handleReindexControl(worker, {
-            db,
-            onStarted: () => {
-              batcher.wake();
-              void switcher.check();
-            },
-          }),
+        handle: (worker) => handleReindexControl(worker, reindex),
       },
       consumers: {
         'posts-events': subscribeToPostEvents({
@@ -104,7 +104,7 @@ export const searchService = defineService({
       },
       http: [
         {
-          app: await buildApp({ http: httpSettings(config), db, search, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, onRedriven: () => batcher.wake() }),
+          app: await buildApp({ http: httpSettings(config), db, search, logger, auth: { jwksUrl: config.AUTH_JWKS_URL }, readiness, reindex, onRedriven: () => batcher.wake() }),
           port: config.SEARCH_PORT,
         },
       ],

@@ -172,7 +172,7 @@ describe('embedding provider failures', () => {
 
     await setEmbeddingFaults(providers.embeddingsUrl, {});
     expect(await service.searchIds(posts[0]!.title)).toEqual([]);
-    const headers = { authorization: `Bearer ${await service.tokens.token()}` };
+    const headers = { authorization: `Bearer ${await service.tokens.token(undefined, { roles: ['operator'] })}` };
     const redrive = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive', headers });
     expect(redrive.statusCode).toBe(200);
     expect(redrive.json()).toEqual({ redriven: 5 });

@@ -88,6 +88,32 @@ describe('reindex', () => {
     expect((await control(service, 'abort')).aborted).toBeNull();
   });
 
+  it('is started by an operator over HTTP and runs to the switch; another is aborted over HTTP', async () => {
+    const { started } = await indexedService('reindex-http');
+    service = started;
+    const authorization = `Bearer ${await service.tokens.token(undefined, { roles: ['operator'] })}`;
+    const call = (method: 'GET' | 'POST' | 'DELETE') => service!.app.inject({ method, url: '/search/index/reindex', headers: { authorization } });
+
+    const nothing = await call('DELETE');
+    expect({ status: nothing.statusCode, code: nothing.json().error.code }).toEqual({ status: 404, code: 'search.reindex_not_found' });
+
+    const start = await call('POST');
+    expect(start.statusCode).toBe(202);
+    expect(start.json()).toMatchObject({ activeGeneration: 1, started: { generation: 2, resumed: false, copied: 15 }, building: { generation: 2, total: 15 } });
+    // Its evidence: generation 2 served, every one of its rows embedded, generation 1 gone.
+    await eventually(async () => (await call('GET')).json(), { activeGeneration: 2, building: null }, 'the reindex switched');
+    expect(await rowsByGeneration(service)).toEqual({ rows: { 2: 15 }, vectors: { 2: 15 } });
+
+    // With no batcher to embed it, the next reindex stays under way until it is aborted.
+    await service.batcher.close();
+    expect((await call('POST')).json()).toMatchObject({ started: { generation: 3, resumed: false, copied: 15 } });
+    expect((await call('GET')).json()).toMatchObject({ activeGeneration: 2, building: { generation: 3, total: 15 } });
+    const aborted = await call('DELETE');
+    expect(aborted.statusCode).toBe(200);
+    expect(aborted.json()).toEqual({ activeGeneration: 2, building: null, aborted: 3 });
+    expect(await rowsByGeneration(service)).toEqual({ rows: { 2: 15 }, vectors: { 2: 15 } });
+  });
+
   it('is followed to the switch by `npm run search:reindex`', async () => {
     const { started } = await indexedService('reindex-cli');
     service = started;

@@ -158,18 +158,29 @@ describe('search API errors', () => {
     expect((await service.get('/search?q=a%20query%20never%20asked%20before')).status).toBe(200);
   });
 
-  it('answers 401 auth.missing_token for the index status without a token, and the status with one', async () => {
-    const anonymous = await service.app.inject({ method: 'GET', url: '/search/index/status' });
-    expect(anonymous.statusCode).toBe(401);
-    expect(anonymous.json()).toMatchObject({ error: { code: 'auth.missing_token' } });
-    expect((await service.get('/search/index/status')).status).toBe(200);
+  const OPERATIONS = [
+    { method: 'GET', url: '/search/index/status' },
+    { method: 'POST', url: '/search/index/failed/redrive' },
+    { method: 'POST', url: '/search/index/reindex' },
+    { method: 'GET', url: '/search/index/reindex' },
+    { method: 'DELETE', url: '/search/index/reindex' },
+  ] as const;
+
+  it.each(OPERATIONS)('answers $method $url with 401 auth.missing_token without a token and 403 auth.role_required for a user without the operator role, changing nothing', async ({ method, url }) => {
+    const anonymous = await service.app.inject({ method, url });
+    expect({ status: anonymous.statusCode, code: anonymous.json().error?.code }).toEqual({ status: 401, code: 'auth.missing_token' });
+    const user = await service.app.inject({ method, url, headers: { authorization: `Bearer ${await service.tokens.token()}` } });
+    expect({ status: user.statusCode, code: user.json().error?.code }).toEqual({ status: 403, code: 'auth.role_required' });
+    const unknownRole = await service.app.inject({ method, url, headers: { authorization: `Bearer ${await service.tokens.token(undefined, { roles: ['admin', 'OPERATOR'] })}` } });
+    expect({ status: unknownRole.statusCode, code: unknownRole.json().error?.code }).toEqual({ status: 403, code: 'auth.role_required' });
+    expect((await service.get('/search/index/reindex')).body).toEqual({ activeGeneration: 1, building: null });
   });
 
-  it('requires a token to redrive failed rows', async () => {
-    const response = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive' });
-    expect(response.statusCode).toBe(401);
-    const allowed = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive', headers: { authorization: `Bearer ${await service.tokens.token()}` } });
-    expect(allowed.statusCode).toBe(200);
-    expect(allowed.json()).toEqual({ redriven: 0 });
+  it('answers an operator the index status and a redrive', async () => {
+    expect((await service.get('/search/index/status')).status).toBe(200);
+    const authorization = `Bearer ${await service.tokens.token(undefined, { roles: ['operator'] })}`;
+    const redrive = await service.app.inject({ method: 'POST', url: '/search/index/failed/redrive', headers: { authorization } });
+    expect(redrive.statusCode).toBe(200);
+    expect(redrive.json()).toEqual({ redriven: 0 });
   });
 });

@@ -17,7 +17,7 @@ import { subscribeToPostEvents } from '../src/handlers.ts';
 import { IndexBatcher, type IndexBatcherOptions } from '../src/index-batcher.ts';
 import { openRowCounts } from '../src/index-status.ts';
 import { QueryEmbedder } from '../src/query-embedder.ts';
-import { handleReindexControl, reindexControl } from '../src/reindex-control.ts';
+import { ReindexControl, handleReindexControl, reindexControl } from '../src/reindex-control.ts';
 import { searchMetrics } from '../src/search-metrics.ts';
 import { GenerationSwitcher } from '../src/search-reindex.ts';
 import { SemanticSearch } from '../src/semantic-search.ts';
@@ -131,7 +131,7 @@ export interface SearchServiceUnderTest {
   deleted(deletion: PostDeleted): Promise<string>;
   /** Resolves once the consumer has processed the event (its inbox row exists). */
   processed(eventId: string): Promise<void>;
-  /** `GET url` with a valid access token. */
+  /** `GET url` with an operator's access token. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers of every route, read field by field in the tests
   get<T = any>(url: string): Promise<{ status: number; body: T }>;
   /** Ids of `GET /search?q=…` results, in order. */
@@ -161,7 +161,14 @@ export async function startSearchService(name: string, options: StartOptions): P
   };
   const batcher = addBatcher();
   const switcher = new GenerationSwitcher({ db, intervalMs: 100, logger });
-  handleReindexControl(worker, { db, onStarted: () => batcher.wake() });
+  const reindex = new ReindexControl({
+    db,
+    wake: () => {
+      batcher.wake();
+      void switcher.check();
+    },
+  });
+  handleReindexControl(worker, reindex);
   await worker.start();
   switcher.start();
   if (options.startBatcher ?? true) batcher.start();
@@ -178,12 +185,12 @@ export async function startSearchService(name: string, options: StartOptions): P
   });
   const search = new SemanticSearch({ db, embedder, defaultModel: MODEL, efSearch: 100, databaseKind: database.kind, metrics });
   const tokens = await createTestTokens();
-  const app = await buildApp({ db, search, logger, auth: tokens.keys, readiness: { database: () => database.ping() }, onRedriven: () => batcher.wake(), metricsRegistry: registry, logRequests: false });
+  const app = await buildApp({ db, search, logger, auth: tokens.keys, readiness: { database: () => database.ping() }, reindex, onRedriven: () => batcher.wake(), metricsRegistry: registry, logRequests: false });
   await app.ready();
 
-  // As a signed-in user: the index routes are protected, the search routes ignore the token. Signed
+  // As an operator: the index routes need the role, the search routes ignore the token. Signed
   // once, so that requests sent together still arrive together (search coalescing is tested so).
-  const authorization = `Bearer ${await tokens.token(undefined, { expiresIn: '1h' })}`;
+  const authorization = `Bearer ${await tokens.token(undefined, { expiresIn: '1h', roles: ['operator'] })}`;
   const get = async (url: string) => {
     const response = await app.inject({ method: 'GET', url, headers: { authorization } });
     return { status: response.statusCode, body: response.json() };

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
-import { index, pgTable, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import type { Role } from '@civildiy/common/contracts';
+import { check, index, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export { inboxTable, outboxTable } from '@civildiy/common/outbox';
 
@@ -47,6 +48,24 @@ export const refreshTokens = pgTable(
     index('refresh_tokens_family_idx').on(table.familyId),
     index('refresh_tokens_user_idx').on(table.userId),
   ],
+);
+
+/**
+ * The roles each account holds (see `Role`): one row per grant. Access tokens carry the roles found
+ * here when they are issued (login, registration, refresh), so a revoke takes effect at the next refresh.
+ */
+export const userRoles = pgTable(
+  'user_roles',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    role: text('role').$type<Role>().notNull(),
+    grantedAt: timestamp('granted_at', { withTimezone: true }).notNull().defaultNow(),
+    /** Who granted it: `cli:<system user>` for `npm run -w auth-service role`. */
+    grantedBy: text('granted_by').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.userId, table.role] }), check('user_roles_role_check', sql`${table.role} in ('operator')`)],
 );
 
 export type UserRow = typeof users.$inferSelect;

@@ -4,6 +4,13 @@ import { defineEvent } from '../events/define.ts';
 /** A username: 3–32 characters, letters, digits, `_`, `.` and `-`. */
 export const Username = z.string().trim().min(3).max(32).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only');
 
+/**
+ * A role an account can hold, carried in its access tokens (`roles` claim). `operator`: the
+ * operations routes (the dashboard's API, dead letters, search reindex and redrive, feed rebuilds).
+ */
+export const Role = z.enum(['operator']);
+export type Role = z.infer<typeof Role>;
+
 /** Data of `user.registered`. */
 export const UserRegistered = z.object({
   userId: z.uuid(),

@@ -224,6 +224,49 @@ export class LocalPostgres {
     return server;
   }
 
+  /**
+   * A service database of an existing local cluster, for a command run beside `npm start` (e.g.
+   * auth-service's role command): while the server runs (the launcher's, on `port`), the URL it gave
+   * the service; while it does not, the server is started for the command, and `release()` stops it
+   * again. Never creates a cluster or a database: a service that never ran on the local server has
+   * nothing to work on.
+   * @throws LocalPostgresUnavailableError when the cluster or the database does not exist, or the
+   *   server cannot be started (see {@link start}).
+   */
+  static async existingDatabase(options: {
+    dataDir: string;
+    /** Default 5433. */
+    port?: number;
+    name: string;
+  }): Promise<{ url: string; startedHere: boolean; release(): Promise<void> }> {
+    const home = path.resolve(options.dataDir, 'postgres');
+    const port = options.port ?? 5433;
+    if (!existsSync(path.join(home, 'cluster', 'PG_VERSION'))) {
+      throw new LocalPostgresUnavailableError(`There is no local Postgres cluster in ${home}: npm start creates it on its first run.`);
+    }
+    const credentials = await readCredentials(path.join(home, 'credentials.json'));
+    const password = credentials.databases[options.name];
+    if (!password) throw new LocalPostgresUnavailableError(`The local Postgres cluster in ${home} has no database "${options.name}" yet: npm start creates it.`);
+    const probe = new pg.Client({ connectionString: `postgres://${credentials.superuser}:${credentials.password}@127.0.0.1:${port}/postgres`, connectionTimeoutMillis: 2_000 });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      await probe.query('select 1');
+      return { url: `postgres://${options.name}:${password}@127.0.0.1:${port}/${options.name}`, startedHere: false, release: async () => {} };
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ECONNREFUSED') throw error;
+    } finally {
+      await probe.end().catch(() => undefined);
+    }
+    const server = await LocalPostgres.start({ dataDir: options.dataDir, port });
+    try {
+      return { url: await server.database(options.name), startedHere: true, release: () => server.stop() };
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+  }
+
   /** The process id of the `sh` that runs the server (the server's process group). */
   get pid(): number | undefined {
     return this.child.pid;

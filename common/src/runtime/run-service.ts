@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { z } from 'zod';
 import { ConfigError, loadConfigOrExit, type RuntimeEnv } from '../config/index.ts';
 import type { Database, OpenDatabase } from '../db/index.ts';
@@ -126,6 +127,7 @@ export async function runService<TEnv extends z.ZodObject, TSchema extends Recor
       prefix: config.REDIS_KEY_PREFIX,
       queues,
       logger: runtime.logger,
+      name: `${definition.name}@${hostname()}:${process.pid}`,
       ...(concurrency !== undefined ? { concurrency } : {}),
       ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
       ...(stalledIntervalMs !== undefined ? { stalledIntervalMs } : {}),

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { enrichContext } from '../context/index.ts';
-import { UnauthorizedError } from '../errors/index.ts';
+import { Role } from '../contracts/users.ts';
+import { ForbiddenError, UnauthorizedError } from '../errors/index.ts';
 
 /** `iss` of every access token. */
 export const ACCESS_TOKEN_ISSUER = 'civildiy-auth';
@@ -14,6 +15,8 @@ export const ACCESS_TOKEN_ALGORITHMS = ['EdDSA', 'ES256'];
 export interface AuthenticatedUser {
   id: string;
   username?: string;
+  /** The roles of the `roles` claim that this code knows (unknown ones are dropped); empty for most users. */
+  roles: Role[];
 }
 
 declare module 'fastify' {
@@ -24,6 +27,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** An `onRequest` hook for protected routes: verifies the bearer token or answers 401. */
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+    /**
+     * An `onRequest` hook for operations routes: verifies the bearer token (401 as `authenticate`)
+     * and requires `role` in it, else 403 `auth.role_required`.
+     */
+    requireRole: (role: Role) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   }
 }
 
@@ -57,7 +65,7 @@ export function createTokenVerifier(source: KeySource): (token: string) => Promi
         requiredClaims: ['sub', 'exp'],
       });
       if (payload.typ !== undefined && payload.typ !== 'access') throw new UnauthorizedError('Not an access token', 'auth.invalid_token');
-      return { id: payload.sub!, ...(typeof payload.username === 'string' ? { username: payload.username } : {}) };
+      return { id: payload.sub!, ...(typeof payload.username === 'string' ? { username: payload.username } : {}), roles: rolesOf(payload.roles) };
     } catch (error) {
       if (error instanceof UnauthorizedError) throw error;
       if (error instanceof joseErrors.JWTExpired) throw new UnauthorizedError('The access token has expired', 'auth.token_expired');
@@ -67,6 +75,17 @@ export function createTokenVerifier(source: KeySource): (token: string) => Promi
       throw new UnauthorizedError('The access token is invalid', 'auth.invalid_token', { cause: error });
     }
   };
+}
+
+/** The known roles of a `roles` claim (anything else in it is ignored, a malformed claim is no role). */
+export function rolesOf(claim: unknown): Role[] {
+  if (!Array.isArray(claim)) return [];
+  return [...new Set(claim.filter((value): value is Role => Role.safeParse(value).success))];
+}
+
+/** Throws 403 `auth.role_required` unless `user` holds `role`. */
+export function assertRole(user: AuthenticatedUser, role: Role): void {
+  if (!user.roles.includes(role)) throw new ForbiddenError(`This needs the ${role} role`, 'auth.role_required', { details: { role } });
 }
 
 /** The bearer token of a request, or `undefined`. */
@@ -81,11 +100,16 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 export function installAuth(app: FastifyInstance, source: KeySource): void {
   const verify = createTokenVerifier(source);
   app.decorateRequest('user', undefined);
-  app.decorate('authenticate', async (request: FastifyRequest) => {
+  const authenticate = async (request: FastifyRequest) => {
     const token = bearerToken(request);
     if (!token) throw new UnauthorizedError('A bearer access token is required', 'auth.missing_token');
     request.user = await verify(token);
     enrichContext({ userId: request.user.id });
+  };
+  app.decorate('authenticate', authenticate);
+  app.decorate('requireRole', (role: Role) => async (request: FastifyRequest) => {
+    await authenticate(request);
+    assertRole(request.user!, role);
   });
 }
 

@@ -6,9 +6,11 @@ export {
   ACCESS_TOKEN_ALGORITHMS,
   ACCESS_TOKEN_AUDIENCE,
   ACCESS_TOKEN_ISSUER,
+  assertRole,
   bearerToken,
   createTokenVerifier,
   requireUser,
+  rolesOf,
   type AuthenticatedUser,
   type KeySource,
 } from './auth.ts';

@@ -14,5 +14,5 @@ export { deferralOf } from './deferral.ts';
 export { TaskFailedError } from './task-failed-error.ts';
 export { TaskTimeoutError } from './task-timeout-error.ts';
 export { taskMetrics, DEPTH_STATES, DURATION_BUCKETS, type TaskMetrics, type TaskOutcome, type QueueDepthSource, type AttemptSeries } from './metrics.ts';
-export { BACKOFF_STRATEGY, jobOptionsFor, parseTaskInput, type TaskJobData, type AttemptRecord } from './job-data.ts';
+export { BACKOFF_STRATEGY, jobOptionsFor, parseAttemptRecord, parseTaskInput, type TaskJobData, type AttemptRecord } from './job-data.ts';
 export type { TaskConnection } from './connection.ts';

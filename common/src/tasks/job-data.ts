@@ -32,6 +32,8 @@ export interface AttemptRecord {
   at: string;
   /** Whether this failure ended the job (dead letter) rather than leading to a retry. */
   final: boolean;
+  /** The worker that ran the attempt (`TaskWorkerOptions.name`); absent in records written before it was kept. */
+  worker?: string;
 }
 
 const optionsCache = new WeakMap<TaskDefinition, Readonly<JobsOptions>>();
@@ -82,7 +84,9 @@ export function parseAttemptRecord(line: string): AttemptRecord | undefined {
   try {
     const value = JSON.parse(line) as Partial<AttemptRecord>;
     if (typeof value.attempt === 'number' && typeof value.code === 'string' && typeof value.message === 'string') {
-      return { attempt: value.attempt, code: value.code, message: value.message, at: String(value.at), final: value.final === true };
+      const record: AttemptRecord = { attempt: value.attempt, code: value.code, message: value.message, at: String(value.at), final: value.final === true };
+      if (typeof value.worker === 'string') record.worker = value.worker;
+      return record;
     }
   } catch {
     // not one of ours

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Registry } from 'prom-client';
 import type { z } from 'zod';
@@ -62,6 +63,8 @@ export interface TaskWorkerOptions {
   maxStalledCount?: number;
   /** Where metrics are registered. Default: prom-client's global registry. */
   registry?: Registry;
+  /** This worker's name in the attempt records of its jobs (dead letters show it per attempt). Default: `<hostname>:<pid>`. */
+  name?: string;
 }
 
 /** Options of {@link TaskWorker.close}. */
@@ -117,6 +120,7 @@ export class TaskWorker {
   private readonly prefix: string;
   private readonly logger: Logger;
   private readonly metrics: TaskMetrics;
+  private readonly name: string;
   private readonly handlers = new Map<string, Registration>();
   private readonly running = new Set<Attempt>();
   private sweeper: NodeJS.Timeout | undefined;
@@ -133,6 +137,7 @@ export class TaskWorker {
     this.prefix = options.prefix ?? 'civildiy';
     this.logger = options.logger ?? createLogger({ service: 'tasks' });
     this.metrics = taskMetrics(options.registry);
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
   }
 
   /**
@@ -404,7 +409,7 @@ export class TaskWorker {
     const outcome: TaskOutcome = permanent ? 'failed' : final ? 'dead_lettered' : 'retried';
     const series = registration?.metrics[outcome] ?? this.metrics.series(job.name, job.queueName, outcome);
     series.record((performance.now() - started) / 1000);
-    const record: AttemptRecord = { attempt, code: errorCode(error), message: errorMessage(error), at: new Date().toISOString(), final };
+    const record: AttemptRecord = { attempt, code: errorCode(error), message: errorMessage(error), at: new Date().toISOString(), final, worker: this.name };
     try {
       await job.log(JSON.stringify(record));
     } catch (logError) {

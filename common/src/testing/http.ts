@@ -53,3 +53,14 @@ export async function registerUser(baseUrl: string, namePrefix = 'maker'): Promi
   if (response.status !== 201) throw new Error(`register ${username}: ${response.status} ${JSON.stringify(response.body)}`);
   return { id: response.body.user.id as string, username, email, token: response.body.accessToken as string };
 }
+
+/**
+ * Signs `email` in through `POST /auth/login` at `baseUrl` (auth-service or the gateway) and returns
+ * the access token (after a role was granted, the token that carries it).
+ * @throws Error with the answer when the login is not a 200.
+ */
+export async function loginUser(baseUrl: string, email: string, password = TEST_PASSWORD): Promise<string> {
+  const response = await httpCall(`${baseUrl}/auth/login`, { body: { login: email, password } });
+  if (response.status !== 200) throw new Error(`login ${email}: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.accessToken as string;
+}

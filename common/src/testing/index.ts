@@ -1,5 +1,5 @@
 /** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes, the run's Kafka broker and private ones. */
-export { createTestTokens, type TestTokens } from './tokens.ts';
+export { createTestTokens, type TestTokenOptions, type TestTokens } from './tokens.ts';
 export { freePort, startServiceProcess, TYPESCRIPT_NODE_ARGS, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
 export { providerCall, repositoryRoot, startMockProviders, type MockProviders, type StartMockProvidersOptions } from './mock-providers.ts';
@@ -7,6 +7,7 @@ export {
   SLICE_SERVICES,
   SOCIAL_SERVICES,
   SYSTEM_SERVICES,
+  grantRole,
   startSystem,
   type SliceService,
   type StartSystemOptions,
@@ -14,7 +15,7 @@ export {
   type SystemUnderTest,
 } from './system.ts';
 export { newPostSnapshot } from './posts.ts';
-export { httpCall, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
+export { httpCall, loginUser, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
 export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 export { PrivateRedisServer } from './redis-server.ts';
 export {

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,7 +8,7 @@ import { newId } from '../ids/index.ts';
 import { SERVICES } from '../topology/index.ts';
 import { repositoryRoot } from './mock-providers.ts';
 import { removeKafkaPrefix } from './kafka-prefix.ts';
-import { freePort, startServiceProcess, type ServiceProcess } from './processes.ts';
+import { freePort, startServiceProcess, TYPESCRIPT_NODE_ARGS, type ServiceProcess } from './processes.ts';
 import { removeRedisPrefix } from './redis.ts';
 
 /** Every process {@link startSystem} can start. */
@@ -21,6 +23,7 @@ export const SYSTEM_SERVICES = [
   'notification-service',
   'worker',
   'gateway',
+  'dashboard',
 ] as const;
 export type SystemService = (typeof SYSTEM_SERVICES)[number];
 
@@ -31,11 +34,15 @@ export type SliceService = (typeof SLICE_SERVICES)[number];
 /** The processes of the social core (flow 5.2): identity, profiles, posts, feeds behind the gateway. */
 export const SOCIAL_SERVICES = ['auth-service', 'profile-service', 'posts-service', 'feed-service', 'gateway'] as const;
 
-/** Start stages: a stage starts once every process of the earlier ones is ready (the gateway last, so its upstreams answer). */
+/**
+ * Start stages: a stage starts once every process of the earlier ones is ready (the gateway after
+ * its upstreams, the dashboard last: it watches them all).
+ */
 const STAGES: readonly (readonly SystemService[])[] = [
   ['mock-providers', 'auth-service'],
   ['profile-service', 'posts-service', 'feed-service', 'search-service', 'order-service', 'notification-service', 'worker'],
   ['gateway'],
+  ['dashboard'],
 ];
 
 /** A system of real processes (e2e tests, benchmarks). */
@@ -67,6 +74,7 @@ export interface SystemUnderTest {
     embeddings: string;
     worker: string;
     gateway: string;
+    dashboard: string;
   };
   /**
    * Each service's `/metrics` (mock-providers: the payments app, both providers share one registry;
@@ -81,6 +89,14 @@ export interface SystemUnderTest {
   startWorker(name: string, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
   /** Starts (again) one of the system's services under its own name and port, e.g. after killing it. */
   restart(service: SystemService, extraEnv?: Record<string, string>): Promise<ServiceProcess>;
+  /**
+   * Grants `role` (default `operator`) to the account of `email` as an operator does, with
+   * auth-service's role command (`npm run -w auth-service role -- grant <email> <role>`, run from its
+   * sources) on the system's auth database. The account's tokens carry the role from its next login
+   * or refresh.
+   * @throws Error with the command's output when it does not exit 0.
+   */
+  grantRole(email: string, role?: string): Promise<void>;
   /** The last output of every process, for failure messages. */
   logs(): string;
   /**
@@ -112,6 +128,24 @@ export interface StartSystemOptions {
   databases?: 'local-postgres' | 'pglite';
   /** Run the services' compiled `dist/main.js` with plain node, as `npm start` does (build first). Default false: TypeScript through tsx. */
   compiled?: boolean;
+}
+
+/**
+ * Grants `role` to the account of `email` with auth-service's role command run from its sources, in
+ * the environment `env` of a running system (its `AUTH_DATABASE_URL`, or the `DATA_DIR` whose local
+ * Postgres server `npm start` runs). See {@link SystemUnderTest.grantRole}.
+ */
+export async function grantRole(env: Record<string, string>, email: string, role = 'operator'): Promise<void> {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'src/role-command.ts', 'grant', email, role], {
+    cwd: path.join(repositoryRoot, 'auth-service'),
+    env: { ...process.env, ...env, LOG_FORMAT: 'json' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`role grant ${email} ${role} exited ${code}:\n${output}`);
 }
 
 async function stopWithin(service: ServiceProcess, graceMs: number): Promise<void> {
@@ -158,6 +192,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     NOTIFICATION_PORT: String(ports['notification-service']),
     WORKER_PORT: String(ports.worker),
     GATEWAY_PORT: String(ports.gateway),
+    DASHBOARD_PORT: String(ports.dashboard),
     GATEWAY_OPS_PORT: String(gatewayOps),
     MOCK_PAYMENTS_PORT: String(ports['mock-providers']),
     MOCK_MESSAGING_PORT: String(messaging),
@@ -229,6 +264,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       embeddings: url(embeddings),
       worker: url(ports.worker),
       gateway: url(ports.gateway),
+      dashboard: url(ports.dashboard),
     },
     serviceUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, url(ports[name])])) as Record<SystemService, string>,
     metricsUrls: Object.fromEntries(SYSTEM_SERVICES.map((name) => [name, `${url(name === 'gateway' ? gatewayOps : ports[name])}/metrics`])) as Record<SystemService, string>,
@@ -238,6 +274,7 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       return start('worker', name, port, { WORKER_PORT: String(port), ...extraEnv });
     },
     restart: (service, extraEnv = {}) => start(service, service, ports[service], extraEnv),
+    grantRole: (email, role) => grantRole(env, email, role),
     logs: () => [...processes.values()].map((p) => `----- ${p.name}\n${p.output().slice(-6_000)}`).join('\n'),
     stop(graceMs = 15_000) {
       stopping ??= (async () => {

@@ -36,5 +36,6 @@ export const SERVICES: readonly ServiceInfo[] = [
   { name: 'notification-service', portVariable: 'NOTIFICATION_PORT', ports: [8106], role: 'notifications', docs: true, database: { name: 'notifications', urlVariable: 'NOTIFICATION_DATABASE_URL' } },
   { name: 'worker', portVariable: 'WORKER_PORT', ports: [8108], role: 'dedicated task worker (health, metrics)', docs: false },
   { name: 'gateway', portVariable: 'GATEWAY_PORT', ports: [8000], role: 'single entry point: routing, JWT, rate limits, /docs', docs: true },
+  { name: 'dashboard', portVariable: 'DASHBOARD_PORT', ports: [3000], role: "operators' dashboard: health, queues, streams, dead letters, charts", docs: true },
 ];
 export * from './routes.ts';

@@ -9,8 +9,10 @@ export const ROUTE_METHODS: readonly RouteMethod[] = ['GET', 'HEAD', 'POST', 'PU
  * - `public`: no token needed. A bearer token that is present must verify (else 401), and its user
  *   is forwarded as `X-User-ID`.
  * - `protected`: a valid bearer token is required (else 401).
+ * - `operator`: a valid bearer token whose `roles` include `operator` (else 401, or 403
+ *   `auth.role_required` for a valid token without the role). The service checks it again.
  */
-export type RouteAccess = 'public' | 'protected';
+export type RouteAccess = 'public' | 'protected' | 'operator';
 
 /**
  * An extra budget for one route, counted in Redis on top of the gateway's global per-address and
@@ -68,13 +70,19 @@ export const GATEWAY_ROUTES: readonly GatewayRoute[] = [
   { prefix: '/profiles', service: 'profile-service', access: 'protected' },
   { prefix: '/posts', service: 'posts-service', methods: ['GET'], access: 'public' },
   { prefix: '/posts', service: 'posts-service', access: 'protected' },
+  // Rebuild triggers and progress (operations), before the public reads of /feed.
+  { prefix: '/feed/rebuild', service: 'feed-service', access: 'operator' },
   { prefix: '/feed', service: 'feed-service', methods: ['GET'], access: 'public' },
   { prefix: '/catalog', service: 'order-service', methods: ['GET'], access: 'public' },
   { prefix: '/orders', service: 'order-service', access: 'protected' },
   { prefix: '/notifications', service: 'notification-service', access: 'protected' },
-  // The index's state (failed rows carry provider errors) and its redrive are for signed-in users only.
-  { prefix: '/search/index', service: 'search-service', access: 'protected' },
+  // The index's state (failed rows carry provider errors), its redrive and the reindex: operations.
+  { prefix: '/search/index', service: 'search-service', access: 'operator' },
   { prefix: '/search', service: 'search-service', methods: ['GET'], access: 'public' },
+  // The dashboard signs operators in through auth-service (a login, so limited like one); the rest
+  // of it, its page and its API, is for operators.
+  { prefix: '/admin/session', service: 'dashboard', methods: ['POST'], access: 'public', verifyToken: false, rateLimit: { perAddress: 20 } },
+  { prefix: '/admin', service: 'dashboard', access: 'operator' },
 ];
 
 /** Whether `path` (no query string) lies under `prefix`, on whole path segments. */
