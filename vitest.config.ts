@@ -30,7 +30,7 @@ const workspaces = [
  * The projects with Kafka tests share one broker per run (`KAFKA_TEST_BROKERS`, or a local one
  * started when a Kafka test file first asks for it).
  */
-const kafkaProjects = new Set(['common', 'feed-service', 'e2e']);
+const kafkaProjects = new Set(['common', 'feed-service', 'dashboard', 'e2e']);
 const kafkaTestBrokerSetup = fileURLToPath(new URL('./common/src/testing/kafka-test-broker-setup.ts', import.meta.url));
 /** The projects whose tests run compiled code (`npm start`'s launcher, a built service) build it first. */
 const buildSetup = fileURLToPath(new URL('./common/src/testing/build-setup.ts', import.meta.url));

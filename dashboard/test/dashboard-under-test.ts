@@ -1,7 +1,7 @@
 import { Registry } from 'prom-client';
 import { createLogger, newId } from '@civildiy/common';
 import { StaticDiscovery } from '@civildiy/common/discovery';
-import { RedisStreamsEventBus } from '@civildiy/common/events';
+import { RedisStreamsEventBus, type EventBus } from '@civildiy/common/events';
 import { Redis } from '@civildiy/common/redis';
 import { TaskClient } from '@civildiy/common/tasks';
 import { REDIS_URL, createTestTokens, removeRedisPrefix, uniquePrefix, type TestTokens } from '@civildiy/common/testing';
@@ -23,6 +23,8 @@ export interface DashboardUnderTestOptions {
   auth?: { jwksUrl: string };
   /** The built page's folder (default: none, `/` answers a hint). */
   webRoot?: string;
+  /** The event bus whose admin port the dashboard reads (default: Redis Streams under the prefix; closed at close). */
+  bus?: { events: EventBus; transport: 'redis' | 'kafka' };
 }
 
 /** A dashboard built as its service does, on real Redis under a prefix of its own, its app not listening. */
@@ -30,7 +32,7 @@ export interface DashboardUnderTest extends Dashboard {
   prefix: string;
   redis: Redis;
   tasks: TaskClient;
-  bus: RedisStreamsEventBus;
+  bus: EventBus;
   tokens: TestTokens;
   /** A token with the operator role (user `operator-<id>`), and one of an ordinary user. */
   operatorToken: string;
@@ -46,7 +48,8 @@ export async function startDashboard(options: DashboardUnderTestOptions = {}): P
   const prefix = options.prefix ?? uniquePrefix('dashboard');
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
   const tasks = new TaskClient({ connection: REDIS_URL, prefix, logger, registry: new Registry() });
-  const bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, claimIdleMs: 1_000, blockMs: 200, registry: new Registry() });
+  const bus =
+    options.bus?.events ?? new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, claimIdleMs: 1_000, blockMs: 200, registry: new Registry() });
   const tokens = await createTestTokens();
   const operatorId = newId();
   const dashboard = await assembleDashboard({
@@ -55,7 +58,7 @@ export async function startDashboard(options: DashboardUnderTestOptions = {}): P
     prefix,
     tasks,
     events: bus,
-    transport: 'redis',
+    transport: options.bus?.transport ?? 'redis',
     services: options.services ?? [],
     discovery: new StaticDiscovery({ urls: options.urls ?? {} }),
     auth: options.auth ?? tokens.keys,

@@ -92,8 +92,8 @@ export interface SystemUnderTest {
   /**
    * Grants `role` (default `operator`) to the account of `email` as an operator does, with
    * auth-service's role command (`npm run -w auth-service role -- grant <email> <role>`, run from its
-   * sources) on the system's auth database. The account's tokens carry the role from its next login
-   * or refresh.
+   * sources) on the system's auth database (with embedded PGlite databases, auth-service is stopped
+   * meanwhile and started again). The account's tokens carry the role from its next login or refresh.
    * @throws Error with the command's output when it does not exit 0.
    */
   grantRole(email: string, role?: string): Promise<void>;
@@ -274,7 +274,18 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
       return start('worker', name, port, { WORKER_PORT: String(port), ...extraEnv });
     },
     restart: (service, extraEnv = {}) => start(service, service, ports[service], extraEnv),
-    grantRole: (email, role) => grantRole(env, email, role),
+    grantRole: async (email, role) => {
+      const auth = processes.get('auth-service');
+      if (auth === undefined || env.AUTH_DATABASE_URL) return grantRole(env, email, role);
+      // An embedded PGlite database opens in one process only: the command runs while auth-service
+      // is stopped, as an operator of such a stack has to.
+      await auth.stop('SIGTERM');
+      try {
+        await grantRole({ ...env, LOCAL_DATABASE: 'pglite' }, email, role);
+      } finally {
+        await start('auth-service', 'auth-service', ports['auth-service']);
+      }
+    },
     logs: () => [...processes.values()].map((p) => `----- ${p.name}\n${p.output().slice(-6_000)}`).join('\n'),
     stop(graceMs = 15_000) {
       stopping ??= (async () => {

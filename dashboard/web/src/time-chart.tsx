@@ -55,13 +55,16 @@ function chartData(history: ChartHistory, spec: ChartSpec): uPlot.AlignedData {
 function options(spec: ChartSpec, host: HTMLElement, width: number): uPlot.Options {
   const axisColour = cssColour(host, '--muted');
   const gridColour = cssColour(host, '--grid');
-  const fromZero: uPlot.Range.Function = (_plot, _min, max) => [0, max > 0 ? max * 1.1 : 1];
+  const fromZero: uPlot.Range.Function = (_plot, _min, max) => [0, max > 0 ? max * 1.1 : 5];
   const axis = { stroke: axisColour, grid: { stroke: gridColour, width: 1 }, ticks: { stroke: gridColour, width: 1 } };
+  // Whole-number steps: the values are counts, rates per minute and milliseconds, shown rounded, so
+  // a step of 0.5 printed "0, 1, 1".
+  const incrs = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 1_000_000];
   const axes: uPlot.Axis[] = [
     axis,
-    { ...axis, label: spec.unit, size: 56, values: (_plot, values) => values.map((value) => spec.format(value)) },
+    { ...axis, label: spec.unit, size: 56, incrs, values: (_plot, values) => values.map((value) => spec.format(value)) },
   ];
-  if (spec.rightUnit) axes.push({ ...axis, scale: 'right', side: 1, label: spec.rightUnit, size: 48, grid: { show: false } });
+  if (spec.rightUnit) axes.push({ ...axis, scale: 'right', side: 1, label: spec.rightUnit, size: 48, incrs, grid: { show: false } });
   return {
     width,
     height: HEIGHT,
