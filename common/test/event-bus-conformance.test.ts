@@ -238,6 +238,7 @@ for (const transport of transports) describe.skipIf(transport.skipReason !== und
           const id = await publish(`share-${n}`);
           await log.until(() => log.handledBy(id).length > 0, `event share-${n} to be handled`, 10_000);
         }
+        const sharedCount = published.length;
         // Unfinished: more events, until the victim holds one (the survivor handles those it gets).
         for (let n = 0; victimHolds().length === 0; n++) {
           if (n === 40) throw new Error('40 events, and the victim took none');
@@ -256,8 +257,16 @@ for (const transport of transports) describe.skipIf(transport.skipReason !== und
           transport.timings.failoverMs,
         );
 
+        // On Kafka the survivor's join moves partitions while the first shared events are handled: an
+        // event handled but not yet committed when its partition moves comes again to its next owner,
+        // as Kafka's at-least-once delivery allows (the inbox makes it harmless; CI saw it once). So
+        // there the check starts with the events published once both consumers were handling.
+        const settled = new Set(transport.name === 'kafka' ? published.filter((_, index) => index >= sharedCount) : published);
         const handledBeforeKill = (consumer: string) =>
-          log.steps.slice(0, stepsBeforeKill).filter((entry) => entry.consumer === consumer && entry.step === 'handled').map((entry) => entry.eventId);
+          log.steps
+            .slice(0, stepsBeforeKill)
+            .filter((entry) => entry.consumer === consumer && entry.step === 'handled' && settled.has(entry.eventId))
+            .map((entry) => entry.eventId);
         // Before the kill no event was handled twice; after it only what the victim had not acknowledged may come again.
         expect(handledBeforeKill('victim').filter((id) => handledBeforeKill('survivor').includes(id))).toEqual([]);
         expect(published.filter((id) => log.handledBy(id).length === 0)).toEqual([]);

@@ -11,7 +11,9 @@ import { logger, path, startDashboard, type DashboardUnderTest } from './dashboa
 // Kafka one, on the run's test broker (skipped, with the reason in the title, on a machine without
 // Java outside CI; CI fails instead).
 const kafka = await kafkaTestBroker(inject('kafkaTestBroker'));
-const WAIT = { timeout: 30_000, interval: 100 };
+const WAIT = { timeout: 60_000, interval: 200 };
+/** A consumer's first join to a Kafka group can take several seconds on a loaded machine. */
+const TEST_TIMEOUT_MS = 90_000;
 const GROUP = 'dashboard-kafka-consumer';
 
 let dashboard: DashboardUnderTest;
@@ -44,7 +46,7 @@ describe.skipIf(kafka.status === 'skip')(`event streams and event dead letters o
       },
     });
     await subscription.ready;
-  });
+  }, TEST_TIMEOUT_MS);
 
   afterAll(async () => {
     await subscription?.close();
@@ -61,14 +63,15 @@ describe.skipIf(kafka.status === 'skip')(`event streams and event dead letters o
     refused.add(bad.id);
     for (const envelope of [...good, bad]) await dashboard.bus.publishEnvelope(envelope);
     await expect.poll(() => good.every((envelope) => handled.has(envelope.id)), WAIT).toBe(true);
-    await dashboard.monitor.collect();
     await expect
       .poll(async () => {
+        // The monitor's loop is not started here: each look is a fresh round.
+        await dashboard.monitor.collect();
         const stream = (await overview()).streams.find((candidate) => candidate.topic === 'orders-events');
         return { transport: stream?.transport, deadLetters: stream?.deadLetters, lag: stream?.groups.find((group) => group.group === GROUP)?.lag };
       }, WAIT)
       .toEqual({ transport: 'kafka', deadLetters: 1, lag: 0 });
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('lists the event dead letter with its error, shows its payload, redrives it to its group once, and answers 409 to a second redrive', async () => {
     const list = await dashboard.call('GET', '/admin/dead-letters?kind=event&source=orders-events', { token: dashboard.operatorToken });
@@ -92,5 +95,5 @@ describe.skipIf(kafka.status === 'skip')(`event streams and event dead letters o
     expect(again.status).toBe(409);
     expect(again.body.error.code).toBe('dashboard.already_redriven');
     expect((await dashboard.call('GET', '/admin/dead-letters?kind=event', { token: dashboard.operatorToken })).body.items).toEqual([]);
-  });
+  }, TEST_TIMEOUT_MS);
 });
