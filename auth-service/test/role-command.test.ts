@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -7,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalPostgres, openDatabase } from '@civildiy/common/db';
-import { createTestDatabase, freePort, TYPESCRIPT_NODE_ARGS, type TestDatabase } from '@civildiy/common/testing';
+import { createTestDatabase, freePort, runTypescriptCommand, type CommandOutcome, type TestDatabase } from '@civildiy/common/testing';
 import { decodeJwt } from 'jose';
 import * as schema from '../src/db/schema.ts';
 import { newAccount, registerAccount, startAuthService, type Account } from './auth-service-under-test.ts';
@@ -16,18 +15,8 @@ const workspace = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const migrationsFolder = path.join(workspace, 'src/db/migrations');
 
 /** Runs `npm run -w auth-service role -- <args>` (from its sources) with only `env` on top of a clean environment. */
-async function role(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'src/role-command.ts', ...args], {
-    cwd: workspace,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
+function role(args: string[], env: Record<string, string>): Promise<CommandOutcome> {
+  return runTypescriptCommand({ cwd: workspace, script: 'src/role-command.ts', args, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LOG_FORMAT: 'json', ...env } });
 }
 
 /** The JSON log lines of a run's output. */

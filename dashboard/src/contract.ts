@@ -7,6 +7,7 @@
  * `/admin/session`. The gateway routes `/admin` to the dashboard with the same rule.
  */
 import { z } from 'zod';
+import { SERIES } from './series.ts';
 
 // ---------------------------------------------------------------- sign-in
 
@@ -166,25 +167,7 @@ export const ActivityList = z.object({ items: z.array(Activity).describe('newest
 
 // ---------------------------------------------------------------- the last hour
 
-/**
- * The charted series. Per-minute counts are over the last minute; latencies in milliseconds (of the
- * last minute's events); `search.*` are rows now; `providers.open_circuits` the circuit breakers open
- * now (in every process calling a provider).
- */
-export const SERIES = [
-  'orders.placed',
-  'orders.confirmed',
-  'orders.rejected',
-  'feed.latency.p50',
-  'feed.latency.p99',
-  'search.backlog',
-  'search.failed',
-  'providers.calls',
-  'providers.failures',
-  'providers.open_circuits',
-  'gateway.4xx',
-  'gateway.5xx',
-] as const;
+export { SERIES } from './series.ts';
 export const SeriesName = z.enum(SERIES);
 export type SeriesName = z.infer<typeof SeriesName>;
 

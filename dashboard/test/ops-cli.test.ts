@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { userInfo } from 'node:os';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +5,7 @@ import { newId, PermanentError } from '@civildiy/common';
 import { orderProcessed, sendNotification } from '@civildiy/common/contracts';
 import type { Subscription } from '@civildiy/common/events';
 import { TaskFailedError, TaskWorker } from '@civildiy/common/tasks';
-import { REDIS_URL, repositoryRoot, TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
+import { REDIS_URL, repositoryRoot, runTypescriptCommand, type CommandOutcome } from '@civildiy/common/testing';
 import { logger, startDashboard, type DashboardUnderTest } from './dashboard-under-test.ts';
 
 const WAIT = { timeout: 15_000, interval: 50 };
@@ -20,18 +18,13 @@ let taskId: string;
 let eventId: string;
 
 /** `npm run ops -- <args>` as a real process, from the sources, on this test's Redis keys. */
-async function ops(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'dashboard/src/cli/ops-cli.ts', ...args], {
+function ops(...args: string[]): Promise<CommandOutcome> {
+  return runTypescriptCommand({
     cwd: repositoryRoot,
+    script: 'dashboard/src/cli/ops-cli.ts',
+    args,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', REDIS_BROKER_URL: REDIS_URL, REDIS_KEY_PREFIX: dashboard.prefix, LOG_FORMAT: 'json' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
 }
 
 beforeAll(async () => {

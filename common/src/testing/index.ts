@@ -1,6 +1,6 @@
 /** Test support shared by every workspace's tests: tokens signed like auth-service's, real service processes, the run's Kafka broker and private ones. */
 export { createTestTokens, type TestTokenOptions, type TestTokens } from './tokens.ts';
-export { freePort, startServiceProcess, TYPESCRIPT_NODE_ARGS, type ServiceProcess, type StartServiceOptions } from './processes.ts';
+export { freePort, runTypescriptCommand, startServiceProcess, TYPESCRIPT_NODE_ARGS, type CommandOutcome, type ServiceProcess, type StartServiceOptions } from './processes.ts';
 export { REDIS_URL, removeRedisPrefix, uniquePrefix } from './redis.ts';
 export { providerCall, repositoryRoot, startMockProviders, type MockProviders, type StartMockProvidersOptions } from './mock-providers.ts';
 export {

@@ -86,6 +86,32 @@ export interface StartServiceOptions {
  */
 export const TYPESCRIPT_NODE_ARGS: readonly string[] = ['--conditions=civildiy-source', '--import', 'tsx'];
 
+/** How a command run by {@link runTypescriptCommand} ended. */
+export interface CommandOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a TypeScript command of this repository (`script`, relative to `cwd`, through tsx with
+ * {@link TYPESCRIPT_NODE_ARGS}) to its end and resolves with its exit code and output. `env` is the
+ * whole environment the command gets.
+ */
+export async function runTypescriptCommand(options: { cwd: string; script: string; args?: readonly string[]; env: Record<string, string | undefined> }): Promise<CommandOutcome> {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, options.script, ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: options.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
 /**
  * Starts a workspace's service as its own process (`src/main.ts` through tsx, or with `compiled`
  * its `dist/main.js`) and waits until it is ready. Rejects, with the process's output, when it exits or is not ready in time.

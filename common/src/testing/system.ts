@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +6,7 @@ import { newId } from '../ids/index.ts';
 import { SERVICES } from '../topology/index.ts';
 import { repositoryRoot } from './mock-providers.ts';
 import { removeKafkaPrefix } from './kafka-prefix.ts';
-import { freePort, startServiceProcess, TYPESCRIPT_NODE_ARGS, type ServiceProcess } from './processes.ts';
+import { freePort, runTypescriptCommand, startServiceProcess, type ServiceProcess } from './processes.ts';
 import { removeRedisPrefix } from './redis.ts';
 
 /** Every process {@link startSystem} can start. */
@@ -136,16 +134,13 @@ export interface StartSystemOptions {
  * Postgres server `npm start` runs). See {@link SystemUnderTest.grantRole}.
  */
 export async function grantRole(env: Record<string, string>, email: string, role = 'operator'): Promise<void> {
-  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'src/role-command.ts', 'grant', email, role], {
+  const { code, stdout, stderr } = await runTypescriptCommand({
     cwd: path.join(repositoryRoot, 'auth-service'),
+    script: 'src/role-command.ts',
+    args: ['grant', email, role],
     env: { ...process.env, ...env, LOG_FORMAT: 'json' },
-    stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`role grant ${email} ${role} exited ${code}:\n${output}`);
+  if (code !== 0) throw new Error(`role grant ${email} ${role} exited ${code}:\n${stdout}${stderr}`);
 }
 
 async function stopWithin(service: ServiceProcess, graceMs: number): Promise<void> {

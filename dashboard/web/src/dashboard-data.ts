@@ -3,23 +3,11 @@
  * would ship the server's schemas and zod to the browser), so this fills what a server in the
  * middle of an upgrade may leave out: the page shows "no data" rather than going blank.
  */
+import { SERIES } from '../../src/series.ts';
 import type { DeadLetterDetail, DeadLetterList, History, HistoryPoint, Overview, SeriesName } from './api-types.ts';
 
-/** The charted series, in the contract's order (`SERIES` in dashboard/src/contract.ts). */
-export const SERIES_NAMES: readonly SeriesName[] = [
-  'orders.placed',
-  'orders.confirmed',
-  'orders.rejected',
-  'feed.latency.p50',
-  'feed.latency.p99',
-  'search.backlog',
-  'search.failed',
-  'providers.calls',
-  'providers.failures',
-  'providers.open_circuits',
-  'gateway.4xx',
-  'gateway.5xx',
-];
+/** The charted series, in the contract's order. */
+export const SERIES_NAMES: readonly SeriesName[] = SERIES;
 
 /** The charts show this much. */
 export const HISTORY_SECONDS = 3_600;
