@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
 import { postCreated, postDeleted, postUpdated, profileUpdated } from '@civildiy/common/contracts';
-import { RedisStreamsEventBus, createEnvelope, type EventBus, type Subscription } from '@civildiy/common/events';
+import { RedisStreamsEventBus, createEnvelope, type EventBus, type EventSubscriber, type Subscription } from '@civildiy/common/events';
 import { KafkaEventBus } from '@civildiy/common/kafka';
 import { Redis } from '@civildiy/common/redis';
 import type { App } from '@civildiy/common/service';
@@ -72,9 +72,9 @@ for (const transport of transports) describe.skipIf(transport.skip !== undefined
     await removeRedisPrefix(prefix);
   });
 
-  /** feed-service's app with a rebuild runner reporting every `progressIntervalMs`. */
-  async function operationsApp(progressIntervalMs: number): Promise<{ app: App; rebuilds: RebuildRunner }> {
-    const runner = new RebuildRunner({ subscriber: bus, admin: bus, redis, prefix, logger, progressIntervalMs });
+  /** feed-service's app with a rebuild runner reporting every `progressIntervalMs`, its replay on `subscriber`. */
+  async function operationsApp(progressIntervalMs: number, subscriber: EventSubscriber = bus): Promise<{ app: App; rebuilds: RebuildRunner }> {
+    const runner = new RebuildRunner({ subscriber, admin: bus, redis, prefix, logger, progressIntervalMs });
     const built = await buildApp({ reader: new FeedReader(redis, prefix), rebuilds: runner, auth: tokens.keys, logger, readiness: {}, logRequests: false });
     await built.ready();
     return { app: built, rebuilds: runner };
@@ -245,15 +245,30 @@ for (const transport of transports) describe.skipIf(transport.skip !== undefined
     const rebuildCall = (target: App, method: 'POST' | 'GET' | 'DELETE', headers: Record<string, string> = asOperator) =>
       target.inject({ method, url: '/feed/rebuild', headers });
 
-    /** A rebuild started by `target` that cannot finish before it is stopped: replaying many events, checked once a minute. */
+    /**
+     * A rebuild that cannot finish before it is stopped: its replay handles nothing until its first
+     * progress check has found it behind, and the next check is a minute later.
+     */
     async function slowRebuild(): Promise<{ app: App; rebuilds: RebuildRunner }> {
-      const slow = await operationsApp(60_000);
+      let open!: () => void;
+      const checked = new Promise<void>((resolve) => (open = resolve));
+      const held: EventSubscriber = {
+        subscribe: (options) =>
+          bus.subscribe({
+            ...options,
+            handle: async (event, context) => {
+              await checked;
+              await options.handle(event, context);
+            },
+          }),
+      };
+      const slow = await operationsApp(60_000, held);
       moreApps.push(slow);
       for (let i = 0; i < 300; i++) await bus.publish(postCreated, newPost({ minute: i }));
       const started = await rebuildCall(slow.app, 'POST');
       expect(started.statusCode).toBe(202);
-      // Its first check found it behind: it now waits a minute for the next one.
       await expect.poll(async () => (await rebuildCall(slow.app, 'GET')).json().progress, WAIT).toMatchObject({ generation: 2, caughtUp: false });
+      open();
       return slow;
     }
 
