@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
@@ -122,7 +126,10 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
 
   const memory = options.dataDir.startsWith('memory://');
   const dataDir = memory ? `memory://${service}` : join(options.dataDir, service);
-  if (!memory) await mkdir(dataDir, { recursive: true });
+  if (!memory) {
+    await mkdir(dataDir, { recursive: true });
+    if (!existsSync(join(dataDir, 'PG_VERSION'))) await initdbApart(dataDir);
+  }
   const openClient = async (): Promise<PGliteDriverClient> =>
     options.thread
       ? await PGliteThread.create(dataDir, { extensions: extensionNames, ...(options.onThreadExit ? { onExit: options.onThreadExit } : {}) })
@@ -155,6 +162,22 @@ export async function openDatabase<TSchema extends Record<string, unknown> = Rec
   } catch (error) {
     await client.close().catch(() => undefined);
     throw error;
+  }
+}
+
+const INITDB_SCRIPT = fileURLToPath(new URL('./pglite-initdb.mjs', import.meta.url));
+
+/**
+ * Creates a new PGlite folder in a child process that then exits (`pglite-initdb.mjs`): initdb's
+ * work leaves a process ~20–50 MB larger for good even after its instance is closed (measured on
+ * search-service's first start), so the service's own process only ever opens an existing folder.
+ */
+async function initdbApart(dataDir: string): Promise<void> {
+  try {
+    await promisify(execFile)(process.execPath, [INITDB_SCRIPT, dataDir], { timeout: 120_000, env: { ...process.env, NODE_OPTIONS: '' } });
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr?.trim();
+    throw new Error(`Creating the embedded database in ${dataDir} failed${stderr ? `: ${stderr}` : ''}`, { cause: error });
   }
 }
 
