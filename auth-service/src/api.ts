@@ -1,5 +1,6 @@
 import { Role, Username } from '@civildiy/common/contracts';
-import { requireUser, type App } from '@civildiy/common/service';
+import { assertRole, bearerToken, requireUser, type App } from '@civildiy/common/service';
+import type { RouteAccess } from '@civildiy/common/topology';
 import { z } from 'zod';
 import type { Accounts } from './accounts.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -34,6 +35,10 @@ const IssuedTokens = z.object({
     .describe('keep it on this device (it outlives logout) and send it as `deviceToken` with every login: it marks this device as known to the account'),
 });
 const Session = IssuedTokens.extend({ user: User });
+const VerifyAccess = z
+  .enum(['public', 'protected', 'operator'] as const satisfies readonly RouteAccess[])
+  .default('protected')
+  .describe("the access level of the proxy's route (`GatewayRoute.access`)");
 const Jwks = z.object({
   keys: z.array(z.object({ kty: z.string(), crv: z.string(), x: z.string(), kid: z.string(), alg: z.string(), use: z.string() })),
 });
@@ -115,16 +120,31 @@ export function registerApi(app: App, { accounts, tokens, keys }: ApiDeps): void
   app.get(
     '/auth/verify',
     {
-      onRequest: app.authenticate,
       schema: {
         tags: ['auth'],
-        summary: "Traefik forwardAuth: 200 with X-User-ID and X-Username for a valid bearer token, else 401",
+        summary: 'Forward authentication for an edge proxy (Traefik forwardAuth, Caddy forward_auth): 2xx lets the request through',
+        description:
+          'Answers for the access level of the route the proxy matched (`access`, as in the route table): 200 with `X-User-ID` and ' +
+          '`X-Username` for the token\'s user, which the proxy copies onto the request it forwards. `public`: no token is 200 without ' +
+          'them, a token that does not verify is 401. `protected` (default): a valid bearer token is required, else 401. `operator`: ' +
+          'as `protected`, and 403 `auth.role_required` for a token without the `operator` role.',
+        querystring: z.object({ access: VerifyAccess }),
         security: [{ bearerAuth: [] }],
-        response: { 200: z.object({ userId: z.string(), username: z.string().optional(), roles: z.array(Role).describe("the token's roles") }) },
+        response: {
+          200: z.object({
+            userId: z.string().optional().describe("the token's user; absent for a request without a token on a public route"),
+            username: z.string().optional(),
+            roles: z.array(Role).describe("the token's roles"),
+          }),
+        },
       },
     },
     async (request, reply) => {
+      const { access } = request.query;
+      if (access === 'public' && bearerToken(request) === undefined) return { roles: [] };
+      await app.authenticate(request, reply);
       const user = requireUser(request);
+      if (access === 'operator') assertRole(user, 'operator');
       reply.header('x-user-id', user.id);
       if (user.username) reply.header('x-username', user.username);
       return { userId: user.id, ...(user.username ? { username: user.username } : {}), roles: user.roles };

@@ -39,3 +39,5 @@ export const SERVICES: readonly ServiceInfo[] = [
   { name: 'dashboard', portVariable: 'DASHBOARD_PORT', ports: [3000], role: "operators' dashboard: health, queues, streams, dead letters, charts", docs: true },
 ];
 export * from './routes.ts';
+export * from './traefik-config.ts';
+export * from './caddy-config.ts';
