@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { consulBaseUrl } from '../discovery/consul-client.ts';
 
 /** Raised by {@link loadConfig} when the environment does not satisfy a service's schema. */
 export class ConfigError extends Error {
@@ -133,6 +134,33 @@ export const baseEnv = z.object({
   TRUSTED_PROXIES: envList
     .default(['127.0.0.1', '::1'])
     .describe("comma-separated addresses (or CIDR ranges) whose X-Forwarded-For this service believes: the gateway's; default loopback, where npm start runs it"),
+  DISCOVERY: z
+    .enum(['static', 'consul'])
+    .default('static')
+    .describe('how services find each other: static (the <NAME>_URL variables and default ports) or consul (each service registers in Consul at CONSUL_HTTP_ADDR with a check of /health/ready; the gateway routes to the healthy instances)'),
+  CONSUL_HTTP_ADDR: z
+    .string()
+    .refine(
+      (value) => {
+        try {
+          return consulBaseUrl(value) !== '';
+        } catch {
+          return false;
+        }
+      },
+      { message: 'not an http(s)://host:port address' },
+    )
+    .default('http://127.0.0.1:8500')
+    .describe("DISCOVERY=consul: the Consul agent's HTTP address, http(s)://host:port (host:port means http)"),
+  CONSUL_HTTP_TOKEN: z.string().optional().describe('DISCOVERY=consul: an ACL token for Consul (sent as X-Consul-Token); unset: none'),
+  SERVICE_ADDRESS: z
+    .string()
+    .regex(/^[^\s/:]+$|^\[?[0-9A-Fa-f:.]+\]?$/, 'a host name or an IP address')
+    .optional()
+    .describe('DISCOVERY=consul: the address other processes (and the Consul agent\'s check) reach this instance at; unset: HOST when it is a specific address, else the host name'),
+  CONSUL_CHECK_INTERVAL_MS: envInt(100, 3_600_000)
+    .default(10_000)
+    .describe("DISCOVERY=consul: how often the Consul agent calls an instance's /health/ready (ms; Consul runs checks at most once a second)"),
 });
 export type BaseEnv = z.infer<typeof baseEnv>;
 

@@ -5,6 +5,7 @@ import type { Database, OpenDatabase } from '../db/index.ts';
 import type { Subscription } from '../events/index.ts';
 import { listen, type App } from '../service/index.ts';
 import { TaskWorker, type TaskWorkerOptions } from '../tasks/index.ts';
+import { registerWithConsul } from './consul-registration.ts';
 import { startRuntime, type Runtime, type RuntimeDatabase } from './start-runtime.ts';
 
 /** What a service's {@link ServiceDefinition.build} gets: the platform's ports, ready to use. */
@@ -67,8 +68,12 @@ export interface ServiceDefinition<TEnv extends z.ZodObject, TSchema extends Rec
   name: string;
   /** The environment schema (it extends `baseEnv`); a bad variable stops the process with exit 78. */
   env: TEnv;
-  /** The service's own database, from its configuration. */
-  database?: (config: z.infer<TEnv>) => RuntimeDatabase<TSchema>;
+  /**
+   * The service's own database, from its configuration; `undefined` when this configuration needs
+   * none (posts-service on MongoDB): then no database is opened, no outbox relay runs, and `build`
+   * gets `database` and `db` undefined whatever their type says.
+   */
+  database?: (config: z.infer<TEnv>) => RuntimeDatabase<TSchema> | undefined;
   /**
    * Builds the service's parts from the platform. Throw a `ConfigError` when the configuration cannot
    * work with what is found (the process exits 78, which the launcher does not restart).
@@ -93,8 +98,9 @@ const DRAIN_SHARE = 0.5;
  * Runs a service process: what every `main.ts` does, in one place.
  *
  * Start order: platform (see `startRuntime`), the service's parts (`build`), the task worker, the
- * schedules and timers, then the HTTP apps. Shutdown (SIGTERM/SIGINT, or the launcher gone) runs in
- * reverse: HTTP stops taking requests, consumers stop, the task worker finishes its running jobs,
+ * schedules and timers, then the HTTP apps and (`DISCOVERY=consul`) their Consul registration.
+ * Shutdown (SIGTERM/SIGINT, or the launcher gone) runs in reverse: the instance leaves Consul, HTTP
+ * stops taking requests, consumers stop, the task worker finishes its running jobs,
  * the background work its batch (each within half of `SHUTDOWN_TIMEOUT_MS`), then the relay, the
  * event bus, Redis and the database close.
  */
@@ -150,4 +156,6 @@ export async function runService<TEnv extends z.ZodObject, TSchema extends Recor
     shutdown.add(`${name} consumer`, () => subscription.close());
   }
   for (const { app, port } of parts.http) await listen(app, { port, host: config.HOST, shutdown });
+  // DISCOVERY=consul: registered once listening; deregistered first at shutdown, before HTTP closes.
+  registerWithConsul({ service: definition.name, config, apps: parts.http.map(({ app }) => app), logger: runtime.logger, shutdown });
 }
