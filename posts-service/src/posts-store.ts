@@ -46,8 +46,9 @@ export interface PostsQuery {
  * event exists exactly when its change does. Conditional writes take the version the caller read:
  * a change computed from a stale read is refused instead of overwriting a newer one.
  *
- * Implemented on Postgres/PGlite by `PgPostsStore`; a MongoDB implementation (multi-document
- * transactions on a replica set) keeps the same contract.
+ * Implemented on Postgres/PGlite by `PgPostsStore` (an outbox table in the same transaction) and on
+ * MongoDB by `MongoPostsStore` (the events kept in the post's own document, written by the same
+ * single-document update); one contract suite runs against both.
  */
 export interface PostsStore {
   /**
@@ -71,7 +72,7 @@ export interface PostsStore {
   delete(deletion: PostDeleted, expectedVersion: number): Promise<boolean>;
   /**
    * Deletes up to `limit` posts whose `expiresAt <= now`, each with a `post.deleted` (reason
-   * `expired`, version + 1, `deletedAt` = now) in the same transaction. Safe to run concurrently:
+   * `expired`, version + 1, `deletedAt` = now) written atomically with its deletion. Safe to run concurrently:
    * a post is deleted, and its event written, by one run only. Returns the deletions.
    */
   deleteExpired(now: Date, limit: number): Promise<PostDeleted[]>;

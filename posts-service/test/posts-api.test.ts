@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newId } from '@civildiy/common';
-import { DATABASE_TARGETS } from '@civildiy/common/testing';
 import { poll, startPostsService, type PostsServiceUnderTest } from './posts-service-under-test.ts';
+import { skipNote, storeTargets } from './store-targets.ts';
 
 const inOneHour = () => new Date(Date.now() + 60 * 60_000).toISOString();
 
-describe.each(DATABASE_TARGETS)('posts-service API on %s', (target) => {
+for (const target of await storeTargets()) describe.skipIf(target.skipReason !== undefined)(`posts-service API on ${target.title}${skipNote(target)}`, () => {
   let service: PostsServiceUnderTest;
 
   beforeAll(async () => {

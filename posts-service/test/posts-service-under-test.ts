@@ -1,33 +1,28 @@
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { count } from 'drizzle-orm';
 import { expect } from 'vitest';
 import { createLogger, newId } from '@civildiy/common';
 import { postCreated, postDeleted, postUpdated } from '@civildiy/common/contracts';
-import { type OpenDatabase } from '@civildiy/common/db';
 import { RedisStreamsEventBus, type EnvelopeOf, type Subscription } from '@civildiy/common/events';
-import { OutboxRelay, watchOutboxCommits } from '@civildiy/common/outbox';
 import type { App } from '@civildiy/common/service';
-import { createTestTokens, REDIS_URL, removeRedisPrefix, uniquePrefix, type TestTokens, openTestDatabase, type DatabaseTarget } from '@civildiy/common/testing';
+import { createTestTokens, REDIS_URL, removeRedisPrefix, uniquePrefix, type TestTokens } from '@civildiy/common/testing';
 import { buildApp } from '../src/app.ts';
-import * as schema from '../src/db/schema.ts';
-import { PgPostsStore } from '../src/pg-posts-store.ts';
+import type { PostsStore } from '../src/posts-store.ts';
+import type { StoreTarget, StoreUnderTest } from './store-targets.ts';
 
-const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 export const logger = createLogger({ service: 'posts-service', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 export const poll = { timeout: 15_000, interval: 20 };
 
 export type PostEvent = EnvelopeOf<typeof postCreated | typeof postUpdated | typeof postDeleted>;
 
 /**
- * posts-service as main.ts wires it, on one database target: the store waking a real outbox relay
- * that publishes to Redis Streams under a prefix of its own, the HTTP app, and a test consumer group
- * recording every `posts-events` event it receives.
+ * posts-service as main.ts wires it, on one store target (Postgres/PGlite or MongoDB): the store
+ * waking its real outbox relay that publishes to Redis Streams under a prefix of its own, the HTTP
+ * app, and a test consumer group recording every `posts-events` event it receives.
  */
 export interface PostsServiceUnderTest {
   prefix: string;
-  database: OpenDatabase<typeof schema>;
-  store: PgPostsStore;
+  /** The store and what the tests may look at behind it (rows or documents). */
+  storage: StoreUnderTest;
+  store: PostsStore;
   app: App;
   tokens: TestTokens;
   /** Events received by the test group, in arrival order. */
@@ -38,21 +33,20 @@ export interface PostsServiceUnderTest {
   awaitEvents(postId: string, n: number): Promise<PostEvent[]>;
   /** Headers of a request by `userId` (default a new user) with `username` in its token. */
   as(userId?: string, username?: string): Promise<{ authorization: string }>;
-  /** Rows in the posts table and in the outbox (delivered ones are kept, so this only grows). */
+  /** Posts stored and events ever written to the outbox (both only grow while nothing is deleted). */
   rowCounts(): Promise<{ posts: number; outbox: number }>;
   close(): Promise<void>;
 }
 
-export async function startPostsService(target: DatabaseTarget, name: string): Promise<PostsServiceUnderTest> {
+export async function startPostsService(target: StoreTarget, name: string): Promise<PostsServiceUnderTest> {
   const prefix = uniquePrefix(`posts-${name}`);
-  const database = await openTestDatabase(target, { service: 'posts-service', migrationsFolder, schema });
+  const storage = await target.open();
   const bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, blockMs: 100 });
-  const relay = new OutboxRelay({ db: database.db, publisher: bus, logger, pollIntervalMs: 200 });
-  watchOutboxCommits(database.db, () => relay.wake());
+  const relay = storage.relay(bus, logger, { pollIntervalMs: 200 });
   relay.start();
-  const store = new PgPostsStore({ db: database.db });
+  const store = storage.store;
   const tokens = await createTestTokens();
-  const app = await buildApp({ store, logger, auth: tokens.keys, readiness: { database: () => database.ping() }, logRequests: false });
+  const app = await buildApp({ store, logger, auth: tokens.keys, readiness: {}, logRequests: false });
   await app.ready();
 
   const received: PostEvent[] = [];
@@ -68,7 +62,7 @@ export async function startPostsService(target: DatabaseTarget, name: string): P
   const eventsOf = (postId: string) => received.filter((event) => event.data.postId === postId);
   return {
     prefix,
-    database,
+    storage,
     store,
     app,
     tokens,
@@ -79,17 +73,13 @@ export async function startPostsService(target: DatabaseTarget, name: string): P
       return eventsOf(postId);
     },
     as: async (userId = newId(), username = 'tester') => ({ authorization: `Bearer ${await tokens.token(userId, { username })}` }),
-    rowCounts: async () => {
-      const [posts] = await database.db.select({ n: count() }).from(schema.posts);
-      const [outbox] = await database.db.select({ n: count() }).from(schema.outboxTable);
-      return { posts: posts!.n, outbox: outbox!.n };
-    },
+    rowCounts: () => storage.writeCounts(),
     close: async () => {
       await app.close();
       await subscription.close();
       await relay.stop();
       await bus.close();
-      await database.close();
+      await storage.close();
       await removeRedisPrefix(prefix);
     },
   };

@@ -18,6 +18,7 @@ export { newPostSnapshot } from './posts.ts';
 export { httpCall, loginUser, registerUser, TEST_PASSWORD, type HttpCallOptions, type RegisteredUser } from './http.ts';
 export { startPostgresCluster, type PostgresCluster } from './postgres-cluster.ts';
 export { PrivateRedisServer } from './redis-server.ts';
+export { FakeConsul, type FakeConsulCall, type FakeConsulOptions, type FakeConsulService } from './consul-fake.ts';
 export {
   externalKafkaTestBrokers,
   kafkaSkipNote,
@@ -30,3 +31,4 @@ export {
 export { removeKafkaPrefix } from './kafka-prefix.ts';
 export { kafkaToolingMissing, PrivateKafkaBroker, startTestKafkaBroker, type TestKafkaBrokerOptions } from './private-kafka-broker.ts';
 export { DATABASE_TARGETS, createTestDatabase, openTestDatabase, type DatabaseTarget, type TestDatabase } from './databases.ts';
+export { fetchMongoTestServer, MongoTestServer, MongoToolingMissingError, mongoTestServerToolingMissing, type MongoTestServerOptions } from './mongo-test-server.ts';
