@@ -39,6 +39,10 @@ RUN node scripts/build.mjs
 # What runs: production dependencies of common and the service (native ones built here).
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 ARG SERVICE
+# onnxruntime-node (mock-providers' local embeddings model) would fetch CUDA libraries at install:
+# the CPU library inside the package is the one used. npm 10 in this image ignores the root
+# package.json's allowScripts, which says the same to npm 11.
+ENV ONNXRUNTIME_NODE_INSTALL=skip
 WORKDIR /app
 COPY --from=manifests /app ./
 RUN --mount=type=cache,target=/root/.npm \

@@ -26,6 +26,7 @@ import type { LocalPostgres } from '@civildiy/common/db';
 import type { LocalKafkaBroker } from '@civildiy/common/kafka';
 import { pingRedis } from '@civildiy/common/redis';
 import { SERVICES, type ServiceInfo } from '@civildiy/common/topology';
+import { planEmbeddingsProvider, RequiredModelMissingError, type EmbeddingsPlan } from './launcher/embeddings-provider.ts';
 import { describeEventTransport, planEventTransport, type EventTransport } from './launcher/event-transport.ts';
 import { dataInEarlierLayout, earlierLayoutMessage, planDatabases, type DatabasePlan } from './launcher/local-databases.ts';
 import { colourOutput, linePrefix } from './launcher/prefixed-output.ts';
@@ -95,6 +96,8 @@ if (inEarlierLayout.length > 0) {
 /** Infrastructure started so far (stopped when a later piece fails to start). */
 const running: { stop(): Promise<void> }[] = [];
 report(`events run on ${describeEventTransport(transport)}`);
+// Before any infrastructure starts: a first start may fetch the model for a while, and Ctrl-C then leaves nothing running.
+const embeddings = selected.some((service) => service.name === 'mock-providers') ? await planEmbeddings() : undefined;
 const broker = transport.kind === 'local kafka' ? await startLocalKafka(transport) : undefined;
 const postgres = databasePlan.localPostgres.length > 0 ? await startLocalPostgres(databasePlan) : undefined;
 
@@ -169,6 +172,22 @@ async function startLocalPostgres(plan: DatabasePlan): Promise<{ server: LocalPo
   return { server, urls };
 }
 
+/** Decides the embeddings provider (see `launcher/embeddings-provider.ts`), or exits: 78 for a bad variable, 1 when EMBEDDINGS_PROVIDER=model has no model. */
+async function planEmbeddings(): Promise<EmbeddingsPlan> {
+  try {
+    const plan = await planEmbeddingsProvider(process.env, dataDir, report);
+    report(plan.description);
+    return plan;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(78);
+    }
+    console.error(error instanceof RequiredModelMissingError ? error.message : `The embeddings model could not be prepared: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
+}
+
 let stopping = false;
 void broker?.exited.then(() => {
   // The services keep running (their outboxes hold what they write, their readiness says Kafka is
@@ -185,8 +204,12 @@ const supervised = selected.map(
       {
         name: service.name,
         cwd: path.join(root, service.name),
-        // A service sees its own database's URL only.
-        env: postgres?.urls.has(service.name) ? { ...env, [postgres.urls.get(service.name)!.variable]: postgres.urls.get(service.name)!.url } : env,
+        // A service sees its own database's URL only; mock-providers the embeddings provider decided here.
+        env: {
+          ...env,
+          ...(service.name === 'mock-providers' ? embeddings?.env : {}),
+          ...(postgres?.urls.has(service.name) ? { [postgres.urls.get(service.name)!.variable]: postgres.urls.get(service.name)!.url } : {}),
+        },
         readyUrl: `http://127.0.0.1:${portsOf(service)[0]}/health/ready`,
         outputPrefix: linePrefix(service.name, index, prefixWidth),
       },
@@ -259,7 +282,7 @@ if (!stopping) {
   const gateway = selected.find((service) => service.name === 'gateway');
   const entry = gateway ? `The API: http://127.0.0.1:${portsOf(gateway)[0]} (every service behind the gateway; one /docs for all).\n` : '';
   console.log(
-    `\nCivilDIY is ${rows.every((row) => row.state === 'ready') ? 'running' : 'partly running'} (data in ${dataDir}, Redis ${redisUrl}, events on ${describeEventTransport(transport)}):\n` +
+    `\nCivilDIY is ${rows.every((row) => row.state === 'ready') ? 'running' : 'partly running'} (data in ${dataDir}, Redis ${redisUrl}, events on ${describeEventTransport(transport)}${embeddings ? `, embeddings: ${embeddings.short}` : ''}):\n` +
       `${renderStatusTable(rows)}\n${entry}` +
       `Try it: see README.md "Walk-through". Check it: npm run validate. Stop: Ctrl-C.\n`,
   );

@@ -89,6 +89,8 @@ export async function startLauncher(options: LauncherOptions = {}): Promise<Laun
     // Not whatever the shell running the tests says: the tests choose Kafka and PGlite themselves.
     EVENT_BUS: 'redis',
     LOCAL_DATABASE: 'postgres',
+    // The deterministic mock: the real model would be fetched into every test's fresh data folder.
+    EMBEDDINGS_PROVIDER: 'mock',
     ...options.env,
   };
   const child = spawn(process.execPath, [...SERVICE_NODE_ARGS, 'scripts/dist/start.js', ...services], {

@@ -4,7 +4,11 @@ import { bearerToken, type App } from '@civildiy/common/service';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { EmbeddingsRequest, EmbeddingsResponse, type EmbeddingsModel } from './embeddings.ts';
+import { DEFAULT_EMBEDDINGS_MODEL, EmbeddingsRequest, EmbeddingsResponse, type EmbeddingsModel } from './embeddings.ts';
+import { ModelTimeoutError, QueueFullError, RequestCancelledError } from './embeddings-model/embedding-batcher.ts';
+import type { LocalModel } from './embeddings-model/local-model.ts';
+import { MODEL_DIMENSIONS, MODEL_ID } from './embeddings-model/model-artifact.ts';
+import { chooseModel, dimensionsProblem, embedWithModel } from './embeddings-model/model-requests.ts';
 import { FaultSettings } from './faults.ts';
 import { DeclinedPayment, Payment, PaymentRequest, type PaymentLedger } from './payments.ts';
 import { Message, MessageReceipt, MessageRequest, type MessageLog } from './messaging.ts';
@@ -189,9 +193,36 @@ function sameSecret(given: string, expected: string): boolean {
 /** Largest `/v1/embeddings` body: 2048 texts of 8192 tokens. */
 const EMBEDDINGS_BODY_LIMIT_BYTES = 64 * 1024 * 1024;
 
-/** `POST /v1/embeddings` (OpenAI-compatible, deterministic, no side effects). */
-export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls; model: EmbeddingsModel; apiKey?: string }): void {
-  const { calls, model, apiKey } = deps;
+/** An abort signal for when the client closes the connection before its answer is sent. */
+function whenClientLeaves(reply: FastifyReply): { signal: AbortSignal; release: () => void } {
+  const controller = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  };
+  reply.raw.once('close', onClose);
+  return { signal: controller.signal, release: () => reply.raw.off('close', onClose) };
+}
+
+/** Answers what the real model refused: a full queue (429), a timeout (503), a client that left. */
+function sendModelRefusal(reply: FastifyReply, error: unknown): FastifyReply | undefined {
+  if (error instanceof QueueFullError) {
+    reply.header('retry-after', String(error.retryAfterSeconds));
+    return sendOpenAiError(reply, 429, { message: error.message, type: 'requests', code: 'rate_limit_exceeded' });
+  }
+  if (error instanceof ModelTimeoutError) {
+    reply.header('retry-after', String(error.retryAfterSeconds));
+    return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'timeout' });
+  }
+  if (error instanceof RequestCancelledError) return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'cancelled' });
+  return undefined;
+}
+
+/**
+ * `POST /v1/embeddings` (OpenAI-compatible): the real model (`local`, when it is loaded) for requests
+ * naming it or no model, the deterministic mock for every other model name; and `GET /v1/models`.
+ */
+export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls; model: EmbeddingsModel; local?: LocalModel; apiKey?: string }): void {
+  const { calls, model, local, apiKey } = deps;
 
   const checkApiKey = async (request: FastifyRequest, reply: FastifyReply) => {
     if (apiKey === undefined) return;
@@ -215,27 +246,94 @@ export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls;
         tags: ['embeddings'],
         summary: 'Embed texts (OpenAI-compatible)',
         description:
-          'Deterministic: the same model, dimensions and text always give the same unit vector; texts sharing words and word pairs are ' +
+          `The model ${MODEL_ID} (all-MiniLM-L6-v2, ${MODEL_DIMENSIONS} dimensions, when this provider runs it: see GET /v1/models) answers requests ` +
+          'naming it or no model: texts are cut to 256 tokens, batched, and a full queue answers 429 rate_limit_exceeded with Retry-After; ' +
+          `"dimensions" other than ${MODEL_DIMENSIONS} is 400 unsupported_dimensions; while it loads, 503 model_loading; when it is not loaded, 404 model_not_found. ` +
+          'Any other model name is the deterministic mock: the same model, dimensions and text always give the same unit vector; texts sharing words and word pairs are ' +
           'closer than unrelated ones (hashed word and word-pair features). Errors in OpenAI\'s shape { error: { message, type, param, code } }. ' +
           'When MOCK_EMBEDDINGS_API_KEY is set, requires Authorization: Bearer <key> (else 401 invalid_api_key).',
         headers: z.looseObject({ authorization: z.string().optional().describe('Bearer <key>, required when the provider has a key') }),
         body: EmbeddingsRequest,
-        response: { 200: EmbeddingsResponse, 400: OpenAiErrorBody, 401: OpenAiErrorBody, 413: OpenAiErrorBody, 500: OpenAiErrorBody, 503: OpenAiErrorBody },
+        response: {
+          200: EmbeddingsResponse,
+          400: OpenAiErrorBody,
+          401: OpenAiErrorBody,
+          404: OpenAiErrorBody,
+          413: OpenAiErrorBody,
+          429: OpenAiErrorBody,
+          500: OpenAiErrorBody,
+          503: OpenAiErrorBody,
+        },
       },
     },
     async (request, reply) => {
-      const result = await calls.run('embedded', () => model.embed(request.body));
-      if (result.kind === 'injected_failure') {
-        reply.log.warn({ status: result.status }, 'injected failure');
-        return sendOpenAiError(reply, result.status, {
-          message: 'Injected failure (fault injection is on)',
-          type: 'server_error',
-          code: result.status === 503 ? 'provider_unavailable' : 'provider_error',
-        });
+      const body = request.body;
+      const choice = chooseModel(body.model, local);
+      if (choice.kind === 'unavailable') {
+        if (choice.retryAfterSeconds) reply.header('retry-after', String(choice.retryAfterSeconds));
+        const type = choice.status === 404 ? 'invalid_request_error' : 'server_error';
+        return sendOpenAiError(reply, choice.status, { message: choice.message, type, param: choice.status === 404 ? 'model' : null, code: choice.code });
       }
-      return result.value;
+      if (choice.kind === 'model') {
+        const problem = dimensionsProblem(body);
+        if (problem) return sendOpenAiError(reply, 400, { message: problem, type: 'invalid_request_error', param: 'dimensions', code: 'unsupported_dimensions' });
+      }
+      const client = whenClientLeaves(reply);
+      try {
+        const result = await calls.run('embedded', () => (choice.kind === 'model' ? embedWithModel(choice.model, body, { signal: client.signal }) : model.embed(body)));
+        if (result.kind === 'injected_failure') {
+          reply.log.warn({ status: result.status }, 'injected failure');
+          return sendOpenAiError(reply, result.status, {
+            message: 'Injected failure (fault injection is on)',
+            type: 'server_error',
+            code: result.status === 503 ? 'provider_unavailable' : 'provider_error',
+          });
+        }
+        if (choice.kind === 'model') model.record(result.value.data.length);
+        return result.value;
+      } catch (error) {
+        const refused = sendModelRefusal(reply, error);
+        if (refused) return refused;
+        throw error;
+      } finally {
+        client.release();
+      }
     },
   );
+
+  app.get(
+    '/v1/models',
+    {
+      schema: {
+        tags: ['embeddings'],
+        summary: 'The models this provider answers with (OpenAI-compatible)',
+        description: `${MODEL_ID} when the real model is loaded (with its dimensions), and the mock's default name (the mock answers any other name too).`,
+        response: { 200: ModelList },
+      },
+    },
+    async () => ({ object: 'list' as const, data: listModels(model, local) }),
+  );
+}
+
+const ModelList = z.object({
+  object: z.literal('list'),
+  data: z.array(
+    z.object({
+      id: z.string(),
+      object: z.literal('model'),
+      created: z.number().int(),
+      owned_by: z.string(),
+      dimensions: z.number().int().optional().describe('the vector length (the mock: any, default MOCK_EMBEDDINGS_DIMENSIONS)'),
+    }),
+  ),
+});
+
+function listModels(mock: EmbeddingsModel, local: LocalModel | undefined): z.infer<typeof ModelList>['data'] {
+  const state = local?.state;
+  return [
+    ...(state?.kind === 'ready' ? [{ id: MODEL_ID, object: 'model' as const, created: 0, owned_by: 'sentence-transformers', dimensions: state.model.dimensions }] : []),
+    { id: DEFAULT_EMBEDDINGS_MODEL, object: 'model' as const, created: 0, owned_by: 'civildiy-mock', dimensions: mock.settings.dimensions },
+  ];
 }
 
 const Stats = z.object({

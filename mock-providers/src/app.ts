@@ -3,6 +3,7 @@ import { createServiceApp, type App } from '@civildiy/common/service';
 import type { Registry } from 'prom-client';
 import { registerAdminRoutes, registerEmbeddingsRoutes, registerMessagingRoutes, registerPaymentsRoutes } from './api.ts';
 import { EmbeddingsModel } from './embeddings.ts';
+import type { LocalModel } from './embeddings-model/local-model.ts';
 import type { FaultSettings } from './faults.ts';
 import { MessageLog } from './messaging.ts';
 import { PaymentLedger } from './payments.ts';
@@ -68,16 +69,28 @@ export interface EmbeddingsAppOptions extends ProviderAppOptions {
   fixedDimensions?: boolean;
   /** When set, `POST /v1/embeddings` requires `Authorization: Bearer <apiKey>` (else 401). Default: no key. */
   apiKey?: string;
+  /**
+   * The real embedding model (all-MiniLM-L6-v2), loading or loaded: it answers requests naming it
+   * or no model, `/health/ready` waits for it, and the model's own bounded queue (429) replaces
+   * the service's admission control. Default: none (the deterministic mock only).
+   */
+  local?: LocalModel;
 }
 
 /** The OpenAI-compatible embeddings provider (port 8001). Does not listen. */
 export async function buildEmbeddingsApp(options: EmbeddingsAppOptions): Promise<App> {
-  const app = await createServiceApp(
-    kitOptions(options, 'Mock embeddings provider', 'Deterministic, OpenAI-compatible stand-in for an embeddings API (hashed word and word-pair features)'),
-  );
+  const { local } = options;
+  const app = await createServiceApp({
+    ...kitOptions(
+      options,
+      'Embeddings provider',
+      'OpenAI-compatible embeddings: the all-MiniLM-L6-v2 model when it runs here, and a deterministic stand-in (hashed word and word-pair features) for every other model name',
+    ),
+    ...(local ? { readiness: { model: local.ready }, admission: false } : {}),
+  });
   const calls = callsOf('embeddings', options);
   const model = new EmbeddingsModel({ dimensions: options.dimensions ?? 256, fixedDimensions: options.fixedDimensions ?? false });
-  registerEmbeddingsRoutes(app, { calls, model, ...(options.apiKey ? { apiKey: options.apiKey } : {}) });
+  registerEmbeddingsRoutes(app, { calls, model, ...(local ? { local } : {}), ...(options.apiKey ? { apiKey: options.apiKey } : {}) });
   registerAdminRoutes(app, { calls, counts: () => model.counts(), clear: () => model.clear() });
   return app;
 }

