@@ -34,6 +34,7 @@ const benchmarks: Record<string, () => Promise<unknown>> = {
   'order-flow': benchmark(() => import('./order-flow.ts')),
   feed: benchmark(() => import('./feed.ts')),
   search: benchmark(() => import('./search.ts')),
+  'search-model': benchmark(() => import('./search-model.ts')),
   memory: benchmark(() => import('./memory.ts')),
   events: benchmark(() => import('./events.ts')),
 };

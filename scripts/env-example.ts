@@ -40,7 +40,7 @@ const sections: [string, z.ZodObject][] = [
  * Variables whose mere presence changes what `npm start` does: shown commented out (with their
  * default), so a `.env` copied from this file keeps the default behaviour.
  */
-const SHOWN_UNSET = new Set(['KAFKA_BROKERS']);
+const SHOWN_UNSET = new Set(['KAFKA_BROKERS', 'EMBEDDINGS_MODEL', 'EMBEDDINGS_DIMENSIONS']);
 
 function defaultText(schema: z.ZodType): string | undefined {
   const result = schema.safeParse(undefined);

@@ -103,6 +103,8 @@ const postgres = databasePlan.localPostgres.length > 0 ? await startLocalPostgre
 
 const env: NodeJS.ProcessEnv = {
   ...process.env,
+  // The model's name and dimension for the worker and search-service when the model runs and neither is set.
+  ...embeddings?.clientEnv,
   DATA_DIR: dataDir,
   REDIS_BROKER_URL: redisUrl,
   ...(broker ? { KAFKA_BROKERS: broker.bootstrap } : {}),

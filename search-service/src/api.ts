@@ -36,9 +36,12 @@ const OPERATOR_ONLY = 'Operators only: 401 without a valid token, 403 `auth.role
 const StatusCounts = z.object({ pending: z.number().int(), claimed: z.number().int(), done: z.number().int(), failed: z.number().int() });
 const IndexStatus = z.object({
   activeGeneration: z.number().int(),
-  model: z.string().nullable(),
+  model: z.string().nullable().describe('the model of the vectors searches read (and queries are embedded with)'),
+  dimensions: z.number().int().nullable().describe('their dimension'),
   counts: StatusCounts.describe('rows of the active generation by status'),
-  reindex: z.object({ generation: z.number().int(), startedAt: z.string().nullable(), counts: StatusCounts }).nullable(),
+  reindex: z
+    .object({ generation: z.number().int(), model: z.string().nullable(), dimensions: z.number().int().nullable(), startedAt: z.string().nullable(), counts: StatusCounts })
+    .nullable(),
   failed: z.object({
     items: z.array(
       z.object({
@@ -142,8 +145,9 @@ export function searchApi(deps: { db: SearchDb; search: SemanticSearch; onRedriv
           tags: ['index'],
           summary: 'Start a reindex, or resume the one under way',
           description:
-            'Re-embeds every indexed post into a new generation while search keeps serving the current one, and switches once ' +
-            `every row is done (\`npm run search:reindex\` does the same). Answers at once; follow it with GET. ${OPERATOR_ONLY}`,
+            'Re-embeds every indexed post into a new generation, with the configured model and dimension (`EMBEDDINGS_MODEL`, ' +
+            '`EMBEDDINGS_DIMENSIONS`), while search keeps serving the current one, and switches once every row is done ' +
+            `(\`npm run search:reindex\` does the same; search-service starts one itself when the configured model or dimension changed). Answers at once; follow it with GET. ${OPERATOR_ONLY}`,
           response: { 202: ReindexAnswer },
         },
       },

@@ -1,11 +1,19 @@
-import { sql } from 'drizzle-orm';
-import { activeGeneration, type SearchDb } from './search-state.ts';
+import { sql, type SQL } from 'drizzle-orm';
+import { castEmbedding, hasDimensions } from './hnsw-index.ts';
+import type { SearchDb } from './search-state.ts';
 
-/** One nearest-neighbour search waiting for the database. */
-interface Waiting {
+/** One nearest-neighbour search. */
+export interface NearestSearch {
   /** The query vector as pgvector text (`[0.1,-0.2,…]`: digits, signs, dots, exponents and commas only). */
   vector: string;
   limit: number;
+  /** The generation searched, and the dimension of its vectors (and of `vector`). */
+  generation: number;
+  dimensions: number;
+}
+
+/** One search waiting for the database. */
+interface Waiting extends NearestSearch {
   resolve: (rows: CoalescedRow[]) => void;
   reject: (error: unknown) => void;
 }
@@ -37,6 +45,29 @@ type RawRow = {
 };
 
 /**
+ * The statement answering `batch`, searches of one generation and dimension: each vector gets its
+ * own scan of the dimension's HNSW index through a lateral join. Exported for EXPLAIN in the tests.
+ */
+export function coalescedStatement(batch: readonly NearestSearch[]): SQL {
+  const { generation, dimensions } = batch[0]!;
+  // Array literals of values made here: vectors are pgvector text of finite numbers, limits integers.
+  const vectors = `{${batch.map((search) => `"${search.vector}"`).join(',')}}`;
+  // One limit for every scan, known when the statement is planned: with a per-row limit the planner
+  // cannot tell the scans are short and may pick a full scan and sort over the HNSW index.
+  const limit = Math.max(...batch.map((search) => search.limit));
+  return sql`
+    select q.i, r.* from unnest(${vectors}::vector[]) with ordinality as q(v, i)
+    cross join lateral (
+      select post_id, title, excerpt, author_id, author_username, tags, version, created_at, ${castEmbedding(dimensions)} <=> q.v as distance
+      from post_vectors
+      where ${hasDimensions(dimensions)} and generation = ${generation}
+      order by ${castEmbedding(dimensions)} <=> q.v
+      limit ${limit}
+    ) r
+    order by q.i, r.distance`;
+}
+
+/**
  * Runs the searches that arrive while the database is busy as one statement: each query vector
  * gets its own HNSW scan through a lateral join, so the answers are exactly those of separate
  * queries, but parsing, planning, the round trip and (with the database on its own thread) the
@@ -61,10 +92,10 @@ export class CoalescedNearest {
     this.onBatch = options.onBatch ?? (() => undefined);
   }
 
-  /** The `limit` nearest posts of the active generation to `vector`, nearest first. */
-  nearest(vector: string, limit: number): Promise<CoalescedRow[]> {
+  /** The `limit` nearest posts of the generation to `vector`, nearest first. */
+  nearest(search: NearestSearch): Promise<CoalescedRow[]> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ vector, limit, resolve, reject });
+      this.waiting.push({ ...search, resolve, reject });
       if (!this.running) void this.drain();
     });
   }
@@ -73,7 +104,7 @@ export class CoalescedNearest {
     this.running = true;
     try {
       while (this.waiting.length > 0) {
-        const batch = this.waiting.splice(0, this.maxBatch);
+        const batch = this.nextBatch();
         this.onBatch(batch.length);
         try {
           const rows = await this.run(batch);
@@ -87,22 +118,21 @@ export class CoalescedNearest {
     }
   }
 
+  /** The oldest waiting search and up to `maxBatch - 1` more of its generation and dimension (one statement reads one index). */
+  private nextBatch(): Waiting[] {
+    const { generation, dimensions } = this.waiting[0]!;
+    const batch: Waiting[] = [];
+    const rest: Waiting[] = [];
+    for (const search of this.waiting) {
+      if (batch.length < this.maxBatch && search.generation === generation && search.dimensions === dimensions) batch.push(search);
+      else rest.push(search);
+    }
+    this.waiting.splice(0, this.waiting.length, ...rest);
+    return batch;
+  }
+
   private async run(batch: Waiting[]): Promise<CoalescedRow[][]> {
-    // Array literals of values made here: vectors are pgvector text of finite numbers, limits integers.
-    const vectors = `{${batch.map((search) => `"${search.vector}"`).join(',')}}`;
-    // One limit for every scan, known when the statement is planned: with a per-row limit the planner
-    // cannot tell the scans are short and may pick a full scan and sort over the HNSW index.
-    const limit = Math.max(...batch.map((search) => search.limit));
-    const result = await this.db.execute<RawRow>(sql`
-      select q.i, r.* from unnest(${vectors}::vector[]) with ordinality as q(v, i)
-      cross join lateral (
-        select post_id, title, excerpt, author_id, author_username, tags, version, created_at, embedding <=> q.v as distance
-        from post_vectors
-        where generation = ${activeGeneration}
-        order by embedding <=> q.v
-        limit ${limit}
-      ) r
-      order by q.i, r.distance`);
+    const result = await this.db.execute<RawRow>(coalescedStatement(batch));
     const answers: CoalescedRow[][] = batch.map(() => []);
     for (const row of result.rows) {
       const index = Number(row.i) - 1;

@@ -1,11 +1,14 @@
 import { z } from 'zod';
 import { baseEnv, envBool, envInt } from '@civildiy/common';
+import { MAX_INDEXED_DIMENSIONS } from './hnsw-index.ts';
 
 /** search-service environment (see .env.example). */
 export const searchServiceEnv = baseEnv.extend({
   SEARCH_PORT: envInt(0, 65535).default(8107).describe('the HTTP port of search-service'),
   SEARCH_DATABASE_URL: z
     .string()
+    // A URL: its startup options get the HNSW settings (withHnswSettings).
+    .refine((value) => URL.canParse(value), { message: 'not a URL' })
     .optional()
     .describe('a postgres:// URL of a server WITH pgvector; unset = embedded PGlite (pgvector included) in DATA_DIR/search-service'),
   SEARCH_DB_THREAD: envBool
@@ -15,12 +18,17 @@ export const searchServiceEnv = baseEnv.extend({
   EMBEDDINGS_MODEL: z
     .string()
     .min(1)
+    .max(256)
     .default('civildiy-hash-embed-1')
-    .describe('the embedding model for queries until the index holds vectors (then the model the indexed vectors were made with is used)'),
+    .describe(
+      "the embedding model posts and queries are embedded with (the worker's EMBEDDINGS_MODEL must be the same; npm start sets both to all-minilm-l6-v2-q when that model runs and neither this nor EMBEDDINGS_DIMENSIONS is set); after a change search-service reindexes by itself, serving the previous model's vectors until the new ones are complete",
+    ),
   EMBEDDINGS_API_KEY: z.string().optional().describe('the bearer key of the embeddings provider (unset for the mock provider)'),
-  EMBEDDINGS_DIMENSIONS: envInt(1, 16_000)
+  EMBEDDINGS_DIMENSIONS: envInt(1, MAX_INDEXED_DIMENSIONS)
     .default(256)
-    .describe('the embedding dimension; must equal the vector(N) column of the migrations (256): changing it needs a migration and a reindex'),
+    .describe(
+      `the vector dimension of EMBEDDINGS_MODEL (the worker's must be the same), 1 to ${MAX_INDEXED_DIMENSIONS} (pgvector's HNSW limit); a change reindexes as EMBEDDINGS_MODEL does`,
+    ),
   EMBEDDINGS_TIMEOUT_MS: envInt(100, 120_000).default(3_000).describe('how long a search request waits for the provider to embed its query (ms)'),
   SEARCH_BATCH_SIZE: envInt(1, 256).default(32).describe('posts per search.embed task'),
   SEARCH_BATCH_CONCURRENCY: envInt(1, 64).default(4).describe('search.embed batches one search-service process has in flight at once'),

@@ -4,7 +4,7 @@ import { embedBatch, type EmbeddedBatch } from '@civildiy/common/contracts';
 import { TaskFailedError, TaskTimeoutError, type TaskEnqueuer, type TaskRef } from '@civildiy/common/tasks';
 import { claimBatch, embeddingProblem, failBatch, renewLease, storeBatch, textId, type ClaimedBatch } from './index-queue.ts';
 import type { SearchMetrics } from './search-metrics.ts';
-import type { SearchDb } from './search-state.ts';
+import type { EmbeddingSpace, SearchDb } from './search-state.ts';
 
 /** Options of {@link IndexBatcher}. */
 export interface IndexBatcherOptions {
@@ -13,8 +13,12 @@ export interface IndexBatcherOptions {
   tasks: TaskEnqueuer;
   /** The embedding task. Default: `search.embed` from the contracts (tests pass one with a short retry policy). */
   task?: typeof embedBatch;
-  /** The dimension of the index column; results of another dimension fail their batch. */
-  dimensions: number;
+  /**
+   * The space the worker embeds in (`EMBEDDINGS_MODEL` and `EMBEDDINGS_DIMENSIONS`, the worker's as
+   * search-service's): only rows of generations in it are claimed, and results of another dimension
+   * fail their batch.
+   */
+  space: EmbeddingSpace;
   /** Rows per batch (`SEARCH_BATCH_SIZE`). Default 32. */
   batchSize?: number;
   /** Batches in flight at once (`SEARCH_BATCH_CONCURRENCY`). Default 4. */
@@ -74,7 +78,7 @@ export class IndexBatcher {
   private readonly db: SearchDb;
   private readonly tasks: TaskEnqueuer;
   private readonly task: typeof embedBatch;
-  private readonly dimensions: number;
+  private readonly space: EmbeddingSpace;
   private readonly batchSize: number;
   private readonly concurrency: number;
   private readonly leaseMs: number;
@@ -93,7 +97,7 @@ export class IndexBatcher {
     this.db = options.db;
     this.tasks = options.tasks;
     this.task = options.task ?? embedBatch;
-    this.dimensions = options.dimensions;
+    this.space = options.space;
     this.batchSize = options.batchSize ?? 32;
     this.concurrency = options.concurrency ?? 4;
     this.leaseMs = options.leaseMs ?? 60_000;
@@ -144,7 +148,7 @@ export class IndexBatcher {
       let failed = false;
       try {
         while (!this.stopping && this.inFlight.size < this.concurrency) {
-          const batch = await claimBatch(this.db, { claimer: this.claimer, limit: this.batchSize, leaseMs: this.leaseMs });
+          const batch = await claimBatch(this.db, { claimer: this.claimer, limit: this.batchSize, leaseMs: this.leaseMs, space: this.space });
           if (!batch) break;
           this.launch(batch);
         }
@@ -185,7 +189,7 @@ export class IndexBatcher {
       const ref = await this.tasks.enqueue(this.task, { batchId: batch.batchId, texts }, { idempotencyKey: batch.batchId });
       const result = await this.resultOf(ref);
       this.metrics?.embedSeconds((performance.now() - started) / 1000);
-      const problem = embeddingProblem(batch, result, this.dimensions);
+      const problem = embeddingProblem(batch, result);
       if (problem) {
         await this.fail(batch, `search.invalid_embeddings: ${problem}`, log);
         return;

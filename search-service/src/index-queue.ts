@@ -1,8 +1,8 @@
-import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { derivedId, newId } from '@civildiy/common';
 import type { EmbeddedBatch } from '@civildiy/common/contracts';
-import { indexQueue, postVectors, searchState } from './db/schema.ts';
-import { readGenerations, type SearchDb } from './search-state.ts';
+import { indexQueue, postVectors } from './db/schema.ts';
+import { describeSpace, generationsIn, lockGenerations, readGenerations, type EmbeddingSpace, type SearchDb } from './search-state.ts';
 
 /** One claimed row: what the batch sends and what it must match when the result comes back. */
 export interface ClaimedRow {
@@ -16,6 +16,8 @@ export interface ClaimedRow {
 export interface ClaimedBatch {
   /** UUIDv5 of the rows' keys, versions and claim counts: the task's idempotency key. */
   batchId: string;
+  /** The space of the rows' generations: their vectors must have its dimension. */
+  space: EmbeddingSpace;
   rows: ClaimedRow[];
 }
 
@@ -27,22 +29,26 @@ export function textId(row: Pick<ClaimedRow, 'postId' | 'generation'>): string {
 const leaseEnd = (leaseMs: number) => sql`clock_timestamp() + ${leaseMs} * interval '1 millisecond'`;
 
 /**
- * Claims up to `limit` rows: pending ones, and claimed ones whose lease has run out (their claimer
- * died), oldest first with the active generation's rows before a reindex's. `FOR UPDATE SKIP
- * LOCKED` lets several batchers claim at once without waiting on or taking each other's rows.
+ * Claims up to `limit` rows of the generations embedded in `space` (the worker's model and
+ * dimension; see `generationsIn`): pending ones, and claimed ones whose lease has run out (their
+ * claimer died), oldest first with the active generation's rows before a reindex's. `FOR UPDATE
+ * SKIP LOCKED` lets several batchers claim at once without waiting on or taking each other's rows.
  *
  * The batch id is derived from the claimed rows, so it is set by a second statement of the same
  * transaction, found through a one-off claim token; the rows stay locked in between.
  */
-export async function claimBatch(db: SearchDb, options: { claimer: string; limit: number; leaseMs: number }): Promise<ClaimedBatch | undefined> {
+export async function claimBatch(db: SearchDb, options: { claimer: string; limit: number; leaseMs: number; space: EmbeddingSpace }): Promise<ClaimedBatch | undefined> {
   return db.transaction(async (tx) => {
-    const { active } = await readGenerations(tx);
+    const generations = await readGenerations(tx);
+    const claimable = generationsIn(generations, options.space);
+    if (claimable.length === 0) return undefined;
     const token = newId();
     const claimed = await tx.execute<{ post_id: string; generation: number; version: number; attempts: number; text: string }>(sql`
       with picked as (
         select post_id, generation from index_queue
-        where status = 'pending' or (status = 'claimed' and lease_until < clock_timestamp())
-        order by generation <> ${active}, queued_at
+        where (status = 'pending' or (status = 'claimed' and lease_until < clock_timestamp()))
+          and generation in (${sql.join(claimable.map((generation) => sql`${generation}`), sql`, `)})
+        order by generation <> ${generations.active}, queued_at
         limit ${options.limit}
         for update skip locked
       )
@@ -58,7 +64,7 @@ export async function claimBatch(db: SearchDb, options: { claimer: string; limit
       .sort((a, b) => textId(a).localeCompare(textId(b)));
     const batchId = derivedId('search.embed-batch', ...rows.map((row) => `${textId(row)}@${row.version}#${row.attempts}`));
     await tx.update(indexQueue).set({ batchId }).where(eq(indexQueue.batchId, token));
-    return { batchId, rows: rows.map(({ attempts: _attempts, ...row }) => row) };
+    return { batchId, space: options.space, rows: rows.map(({ attempts: _attempts, ...row }) => row) };
   });
 }
 
@@ -74,23 +80,22 @@ export async function renewLease(db: SearchDb, batch: ClaimedBatch, leaseMs: num
 
 /**
  * Stores a batch's vectors and marks its rows done, in one transaction. Only rows the batch still
- * holds are stored: a row superseded by a newer version, removed by a delete or taken over after
- * the lease is skipped. A vector replaces the post's vector of the same generation unless that one
- * is newer. Returns how many rows were stored and skipped.
+ * holds, of generations still embedded in the batch's space, are stored: a row superseded by a newer
+ * version, removed by a delete or taken over after the lease is skipped. A vector replaces the
+ * post's vector of the same generation unless that one is newer. Returns how many rows were stored
+ * and skipped.
  * @throws Error when the result lacks a vector for a row (check with {@link embeddingProblem} first).
  */
 export async function storeBatch(db: SearchDb, batch: ClaimedBatch, result: EmbeddedBatch): Promise<{ stored: number; skipped: number }> {
   const embeddings = new Map(result.vectors.map((vector) => [vector.id, vector.embedding]));
   return db.transaction(async (tx) => {
     // First, like every writer that touches both: search_state before index rows, so none deadlocks with a consumer.
-    await tx
-      .update(searchState)
-      .set({ activeModel: result.model })
-      .where(and(eq(searchState.id, 1), isNull(searchState.activeModel), inArray(searchState.activeGeneration, [...new Set(batch.rows.map((row) => row.generation))])));
+    const generations = generationsIn(await lockGenerations(tx, 'share'), batch.space);
+    if (generations.length === 0) return { stored: 0, skipped: batch.rows.length };
     const rows = await tx
       .update(indexQueue)
       .set({ status: 'done', leaseUntil: null, lastError: null, finishedAt: sql`clock_timestamp()` })
-      .where(and(eq(indexQueue.batchId, batch.batchId), eq(indexQueue.status, 'claimed')))
+      .where(and(eq(indexQueue.batchId, batch.batchId), eq(indexQueue.status, 'claimed'), inArray(indexQueue.generation, generations)))
       .returning();
     const missing = rows.find((row) => !embeddings.has(textId(row)));
     if (missing) throw new Error(`The result of batch ${batch.batchId} has no vector for ${textId(missing)}`);
@@ -157,15 +162,18 @@ export async function redriveFailed(db: SearchDb): Promise<number> {
 
 /**
  * Why a batch's result cannot be stored, or `undefined` when it can: it answers another batch,
- * lacks a row's vector, or has vectors of another dimension than the index column.
+ * lacks a row's vector, or has vectors of another dimension than the rows' generation holds.
  */
-export function embeddingProblem(batch: ClaimedBatch, result: EmbeddedBatch, dimensions: number): string | undefined {
+export function embeddingProblem(batch: ClaimedBatch, result: EmbeddedBatch): string | undefined {
+  const { dimensions } = batch.space;
   if (result.batchId !== batch.batchId) return `the result is for batch ${result.batchId}, not ${batch.batchId}`;
   const embeddings = new Map(result.vectors.map((vector) => [vector.id, vector.embedding]));
   for (const row of batch.rows) {
     const embedding = embeddings.get(textId(row));
     if (!embedding) return `the result has no vector for ${textId(row)}`;
-    if (embedding.length !== dimensions) return `model ${result.model} returned ${embedding.length} dimensions; the index holds ${dimensions} (a dimension change needs a migration and a reindex)`;
+    if (embedding.length !== dimensions) {
+      return `model ${result.model} returned ${embedding.length} dimensions; generation ${row.generation} holds ${describeSpace(batch.space)} (the worker's EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS must be search-service's)`;
+    }
     if (!embedding.every(Number.isFinite)) return `the vector for ${textId(row)} has a non-finite value`;
   }
   return undefined;

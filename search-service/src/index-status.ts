@@ -19,12 +19,14 @@ export interface FailedRow {
 /** `GET /search/index/status`. */
 export interface IndexStatus {
   activeGeneration: number;
-  /** The model of the vectors searches read (`null` before any). */
+  /** The model of the vectors searches read, and queries are embedded with (`null` before search-service first started). */
   model: string | null;
+  /** Their dimension. */
+  dimensions: number | null;
   /** Rows of the active generation by status. */
   counts: StatusCounts;
-  /** The generation a reindex is building, with its rows by status; `null` when none runs. */
-  reindex: { generation: number; startedAt: string | null; counts: StatusCounts } | null;
+  /** The generation a reindex is building, its model and dimension, and its rows by status; `null` when none runs. */
+  reindex: { generation: number; model: string | null; dimensions: number | null; startedAt: string | null; counts: StatusCounts } | null;
   /** Failed rows of every generation, in pages. */
   failed: { items: FailedRow[]; nextCursor: string | null };
 }
@@ -81,12 +83,19 @@ export async function indexStatus(db: SearchDb, page: { limit: number; cursor?: 
   const items = failedRows.slice(0, page.limit);
   return {
     activeGeneration: generations.active,
-    model: generations.activeModel,
+    model: generations.activeSpace?.model ?? null,
+    dimensions: generations.activeSpace?.dimensions ?? null,
     counts: await generationCounts(db, generations.active),
     reindex:
       generations.building === null
         ? null
-        : { generation: generations.building, startedAt: generations.buildingStartedAt?.toISOString() ?? null, counts: await generationCounts(db, generations.building) },
+        : {
+            generation: generations.building,
+            model: generations.buildingSpace?.model ?? null,
+            dimensions: generations.buildingSpace?.dimensions ?? null,
+            startedAt: generations.buildingStartedAt?.toISOString() ?? null,
+            counts: await generationCounts(db, generations.building),
+          },
     failed: {
       items: items.map((row) => ({
         postId: row.postId,

@@ -1,5 +1,6 @@
 import { ServiceUnavailableError } from '@civildiy/common';
 import type { SearchMetrics } from './search-metrics.ts';
+import type { EmbeddingSpace } from './search-state.ts';
 
 /** What embeds texts: the `EmbeddingsClient` of `@civildiy/common/providers` for one model. */
 export interface TextEmbedder {
@@ -8,10 +9,8 @@ export interface TextEmbedder {
 
 /** Options of {@link QueryEmbedder}. */
 export interface QueryEmbedderOptions {
-  /** The embedder of a model (created once per model and kept). */
-  embedderFor: (model: string) => TextEmbedder;
-  /** The dimension the index holds; an answer of another dimension is an error. */
-  dimensions: number;
+  /** The embedder of a space: a model asked for vectors of a dimension (created once per space and kept). */
+  embedderFor: (space: EmbeddingSpace) => TextEmbedder;
   /** How long an embedded query is reused (`SEARCH_QUERY_CACHE_MS`); 0 = never. */
   cacheMs: number;
   /** How many embedded queries are kept (`SEARCH_QUERY_CACHE_SIZE`); the least recently used go first. */
@@ -26,8 +25,8 @@ interface CacheEntry {
 
 /**
  * Embeds search queries through the provider directly (a search cannot wait for the task queue),
- * with a small in-process LRU cache keyed by model and text. Concurrent requests for the same
- * query share one provider call.
+ * in the space of the generation searched, with a small in-process LRU cache keyed by space and
+ * text. Concurrent requests for the same query share one provider call.
  */
 export class QueryEmbedder {
   private readonly options: QueryEmbedderOptions;
@@ -39,13 +38,13 @@ export class QueryEmbedder {
   }
 
   /**
-   * The query's vector under `model`.
+   * The query's vector in `space`.
    * @throws ServiceUnavailableError `search.embeddings_unavailable` (503) when the provider fails,
-   *   times out, or answers with an unusable vector.
+   *   times out, or answers with an unusable vector (another dimension than the space's included).
    */
-  embed(text: string, model: string): Promise<number[]> {
-    if (this.options.cacheMs <= 0) return this.fetch(text, model);
-    const key = `${model}\u0000${text}`;
+  embed(text: string, space: EmbeddingSpace): Promise<number[]> {
+    if (this.options.cacheMs <= 0) return this.fetch(text, space);
+    const key = `${space.model}\u0000${space.dimensions}\u0000${text}`;
     const now = Date.now();
     const cached = this.cache.get(key);
     if (cached && cached.expiresAt > now) {
@@ -55,7 +54,7 @@ export class QueryEmbedder {
       return cached.vector;
     }
     this.options.metrics?.queryEmbeddingCache('miss');
-    const entry: CacheEntry = { expiresAt: now + this.options.cacheMs, vector: this.fetch(text, model) };
+    const entry: CacheEntry = { expiresAt: now + this.options.cacheMs, vector: this.fetch(text, space) };
     this.cache.delete(key);
     this.cache.set(key, entry);
     entry.vector.catch(() => {
@@ -65,11 +64,12 @@ export class QueryEmbedder {
     return entry.vector;
   }
 
-  private async fetch(text: string, model: string): Promise<number[]> {
-    let embedder = this.embedders.get(model);
+  private async fetch(text: string, space: EmbeddingSpace): Promise<number[]> {
+    const key = `${space.model}\u0000${space.dimensions}`;
+    let embedder = this.embedders.get(key);
     if (!embedder) {
-      embedder = this.options.embedderFor(model);
-      this.embedders.set(model, embedder);
+      embedder = this.options.embedderFor(space);
+      this.embedders.set(key, embedder);
     }
     let vector: number[] | undefined;
     try {
@@ -77,9 +77,9 @@ export class QueryEmbedder {
     } catch (error) {
       throw new ServiceUnavailableError('The embeddings provider is unavailable; search cannot embed the query', 'search.embeddings_unavailable', { cause: error });
     }
-    if (!vector || vector.length !== this.options.dimensions) {
+    if (!vector || vector.length !== space.dimensions) {
       throw new ServiceUnavailableError(
-        `The embeddings provider answered a vector of ${vector?.length ?? 0} dimensions; the index holds ${this.options.dimensions}`,
+        `The embeddings provider answered ${space.model} with a vector of ${vector?.length ?? 0} dimensions; the index holds ${space.dimensions}`,
         'search.embeddings_unavailable',
       );
     }

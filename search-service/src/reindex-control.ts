@@ -2,14 +2,25 @@ import { z } from 'zod';
 import type { Logger } from '@civildiy/common';
 import { defineTask, type TaskWorker } from '@civildiy/common/tasks';
 import { abortReindex, reindexState, startReindex } from './search-reindex.ts';
-import type { SearchDb } from './search-state.ts';
+import { describeSpace, type EmbeddingSpace, type SearchDb } from './search-state.ts';
 
 const Counts = z.object({ pending: z.number().int(), claimed: z.number().int(), done: z.number().int(), failed: z.number().int() });
 
 /** What every `search.reindex` action answers: where the reindex stands afterwards. */
 export const ReindexAnswer = z.object({
   activeGeneration: z.number().int(),
-  building: z.object({ generation: z.number().int(), startedAt: z.string().nullable(), total: z.number().int(), counts: Counts }).nullable(),
+  model: z.string().nullable().describe('the model of the vectors searches read (and queries are embedded with)'),
+  dimensions: z.number().int().nullable().describe('their dimension'),
+  building: z
+    .object({
+      generation: z.number().int(),
+      model: z.string().nullable().describe('the model the new generation is embedded with'),
+      dimensions: z.number().int().nullable(),
+      startedAt: z.string().nullable(),
+      total: z.number().int(),
+      counts: Counts,
+    })
+    .nullable(),
   /** `start`: the generation being built, whether it was already under way, and the rows copied into it. */
   started: z.object({ generation: z.number().int(), resumed: z.boolean(), copied: z.number().int() }).optional(),
   /** `abort`: the generation dropped, `null` when none was being built. */
@@ -39,16 +50,20 @@ type ActionLogger = Pick<Logger, 'info' | 'warn'>;
 
 /**
  * The reindex actions as search-service runs them, for its task (`npm run search:reindex`) and its
- * operations routes alike: `start` (or resume) wakes the index batcher and the generation switcher
- * through `wake`, so the new generation's rows are claimed at once.
+ * operations routes alike: `start` (or resume) reindexes into `space` (the configured model and
+ * dimension) and wakes the index batcher and the generation switcher through `wake`, so the new
+ * generation's rows are claimed at once.
  */
 export class ReindexControl {
-  constructor(private readonly deps: { db: SearchDb; wake: () => void }) {}
+  constructor(private readonly deps: { db: SearchDb; space: EmbeddingSpace; wake: () => void }) {}
 
   /** Starts a reindex, or resumes the one under way. */
   async start(logger: ActionLogger): Promise<ReindexAnswer> {
-    const started = await startReindex(this.deps.db);
-    logger.info(started, started.resumed ? `reindex into generation ${started.generation} under way` : `reindex into generation ${started.generation} started`);
+    const started = await startReindex(this.deps.db, this.deps.space);
+    logger.info(
+      started,
+      started.resumed ? `reindex into generation ${started.generation} under way` : `reindex into generation ${started.generation}, ${describeSpace(this.deps.space)}, started`,
+    );
     this.deps.wake();
     return { ...(await reindexState(this.deps.db)), started };
   }

@@ -4,7 +4,9 @@ import { searchServiceEnv } from './config.ts';
 import { reindexControl, type ReindexAnswer } from './reindex-control.ts';
 
 // `npm run search:reindex -w search-service [-- --abort]`: re-embeds every indexed post into a new
-// generation while search keeps serving the current one, then switches (see search-reindex.ts).
+// generation, with the running search-service's EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS, while
+// search keeps serving the current one, then switches (see search-reindex.ts). A search-service
+// started with another model or dimension than its index holds starts one by itself: this follows it.
 // The running search-service does the work (it holds the database); this asks it through the task
 // queue and shows the progress. Ctrl-C stops following, not the reindex: run it again to follow
 // it, or with --abort to drop the unfinished generation.
@@ -32,7 +34,7 @@ async function follow(generation: number, doneAtStart: number): Promise<number> 
     const state = await ask('status');
     if (state.building?.generation !== generation) {
       if (state.activeGeneration === generation) {
-        logger.info({ generation }, `done: search now serves generation ${generation}`);
+        logger.info({ generation, model: state.model, dimensions: state.dimensions }, `done: search now serves generation ${generation}, ${state.model} (${state.dimensions} dimensions)`);
         return 0;
       }
       logger.error({ state }, `the reindex into generation ${generation} was aborted`);
@@ -66,11 +68,12 @@ try {
   } else {
     const { started, activeGeneration, building } = await ask('start');
     if (!started) throw new Error('search-service did not start the reindex');
+    const into = `generation ${started.generation}, ${building?.model} (${building?.dimensions} dimensions)`;
     logger.info(
       started,
       started.resumed
-        ? `following the reindex into generation ${started.generation} already under way (search serves ${activeGeneration})`
-        : `reindexing ${started.copied} posts into generation ${started.generation} (search serves ${activeGeneration} meanwhile)`,
+        ? `following the reindex into ${into} already under way (search serves ${activeGeneration})`
+        : `reindexing ${started.copied} posts into ${into} (search serves ${activeGeneration} meanwhile)`,
     );
     code = await follow(started.generation, building?.counts.done ?? 0);
   }

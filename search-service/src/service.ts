@@ -1,5 +1,4 @@
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '@civildiy/common';
 import { EmbeddingsClient } from '@civildiy/common/providers';
 import { defineService } from '@civildiy/common/runtime';
 import { httpSettings } from '@civildiy/common/service';
@@ -13,9 +12,8 @@ import { forgetTombstones } from './post-events.ts';
 import { QueryEmbedder } from './query-embedder.ts';
 import { ReindexControl, handleReindexControl, reindexControl } from './reindex-control.ts';
 import { searchMetrics } from './search-metrics.ts';
-import { GenerationSwitcher } from './search-reindex.ts';
-import { columnDimensions } from './search-state.ts';
-import { SemanticSearch } from './semantic-search.ts';
+import { GenerationSwitcher, prepareIndex } from './search-reindex.ts';
+import { SemanticSearch, withHnswSettings } from './semantic-search.ts';
 
 /** Semantic search over posts: `posts-events` → index queue → batched `search.embed` → pgvector; queries by text or by post. */
 export const searchService = defineService({
@@ -24,25 +22,21 @@ export const searchService = defineService({
   database: (config) => ({
     schema,
     migrationsFolder: fileURLToPath(new URL('./db/migrations', import.meta.url)),
-    url: config.SEARCH_DATABASE_URL,
+    // On a server every connection starts with the HNSW settings, so a search needs no transaction to set them.
+    url: config.SEARCH_DATABASE_URL === undefined ? undefined : withHnswSettings(config.SEARCH_DATABASE_URL, config.SEARCH_HNSW_EF_SEARCH),
     extensions: { vector: true },
     thread: config.SEARCH_DB_THREAD,
   }),
   build: async ({ config, db, database, logger, events, tasks, readiness }) => {
-    const indexed = await columnDimensions(db);
-    if (indexed !== config.EMBEDDINGS_DIMENSIONS) {
-      throw new ConfigError([
-        {
-          variable: 'EMBEDDINGS_DIMENSIONS',
-          expected: `${indexed}, the size of the migrated column (post_vectors.embedding is vector(${indexed})), not ${config.EMBEDDINGS_DIMENSIONS}: another dimension needs a migration and a reindex`,
-        },
-      ]);
-    }
+    // The worker embeds in this space too (npm start gives both the same EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS).
+    const space = { model: config.EMBEDDINGS_MODEL, dimensions: config.EMBEDDINGS_DIMENSIONS };
+    // Another space than the index holds starts a reindex into it; the old generation serves meanwhile.
+    await prepareIndex(db, space, logger);
     const metrics = searchMetrics({ openRows: () => openRowCounts(db) });
     const batcher = new IndexBatcher({
       db,
       tasks,
-      dimensions: config.EMBEDDINGS_DIMENSIONS,
+      space,
       batchSize: config.SEARCH_BATCH_SIZE,
       concurrency: config.SEARCH_BATCH_CONCURRENCY,
       leaseMs: config.SEARCH_LEASE_MS,
@@ -54,28 +48,38 @@ export const searchService = defineService({
     const switcher = new GenerationSwitcher({ db, intervalMs: config.SEARCH_POLL_MS, logger });
     switcher.start();
     const embedder = new QueryEmbedder({
-      embedderFor: (model) =>
+      // Queries are embedded in the space of the generation searched, which may be the one before a change.
+      embedderFor: ({ model, dimensions }) =>
         new EmbeddingsClient({
           baseUrl: config.EMBEDDINGS_URL,
           model,
-          dimensions: config.EMBEDDINGS_DIMENSIONS,
+          dimensions,
           timeoutMs: config.EMBEDDINGS_TIMEOUT_MS,
           logger,
           ...(config.EMBEDDINGS_API_KEY ? { apiKey: config.EMBEDDINGS_API_KEY } : {}),
         }),
-      dimensions: config.EMBEDDINGS_DIMENSIONS,
       cacheMs: config.SEARCH_QUERY_CACHE_MS,
       cacheSize: config.SEARCH_QUERY_CACHE_SIZE,
       metrics,
     });
     const reindex = new ReindexControl({
       db,
+      space,
       wake: () => {
         batcher.wake();
         void switcher.check();
       },
     });
-    const search = new SemanticSearch({ db, embedder, defaultModel: config.EMBEDDINGS_MODEL, efSearch: config.SEARCH_HNSW_EF_SEARCH, databaseKind: database.kind, maxBatch: config.SEARCH_QUERY_BATCH_MAX, metrics });
+    const search = new SemanticSearch({
+      db,
+      embedder,
+      defaultSpace: space,
+      efSearch: config.SEARCH_HNSW_EF_SEARCH,
+      databaseKind: database.kind,
+      settingsInConnections: database.kind === 'postgres',
+      maxBatch: config.SEARCH_QUERY_BATCH_MAX,
+      metrics,
+    });
     return {
       background: { 'index batcher': batcher, 'reindex switcher': switcher },
       // Tombstones only have to outlive the events that could still arrive.

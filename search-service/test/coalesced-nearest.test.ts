@@ -27,14 +27,17 @@ const row = (i: number, postId: string, distance: number) => ({
   distance,
 });
 
+/** A search of generation 1 (2 dimensions) unless told otherwise. */
+const search = (vector: string, limit: number, generation = 1) => ({ vector, limit, generation, dimensions: vector.split(',').length });
+
 describe('CoalescedNearest', () => {
   it('sends a search at once when the database is idle, and the ones arriving meanwhile together (at most maxBatch)', async () => {
     const { db, statements } = controlledDb();
     const sizes: number[] = [];
     const nearest = new CoalescedNearest({ db, maxBatch: 2, onBatch: (size) => sizes.push(size) });
-    const first = nearest.nearest('[1,0]', 2);
+    const first = nearest.nearest(search('[1,0]', 2));
     expect(statements).toHaveLength(1);
-    const queued = [nearest.nearest('[0,1]', 1), nearest.nearest('[1,1]', 2), nearest.nearest('[0,0]', 2)];
+    const queued = [nearest.nearest(search('[0,1]', 1)), nearest.nearest(search('[1,1]', 2)), nearest.nearest(search('[0,0]', 2))];
     expect(statements).toHaveLength(1);
 
     statements[0]!.finish([row(1, 'p1', 0.1), row(1, 'p2', 0.2)]);
@@ -53,15 +56,34 @@ describe('CoalescedNearest', () => {
   it('fails every search of a statement that fails, and answers the next ones', async () => {
     const { db, statements } = controlledDb();
     const nearest = new CoalescedNearest({ db, maxBatch: 16 });
-    const running = nearest.nearest('[1,0]', 1);
-    const together = [nearest.nearest('[0,1]', 1), nearest.nearest('[1,1]', 1)];
+    const running = nearest.nearest(search('[1,0]', 1));
+    const together = [nearest.nearest(search('[0,1]', 1)), nearest.nearest(search('[1,1]', 1))];
     statements[0]!.finish([row(1, 'p1', 0.1)]);
     await running;
     await expect.poll(() => statements.length).toBe(2);
     statements[1]!.fail(new Error('the database is closed'));
     for (const search of together) await expect(search).rejects.toThrow('the database is closed');
-    const after = nearest.nearest('[1,0]', 1);
+    const after = nearest.nearest(search('[1,0]', 1));
     statements[2]!.finish([row(1, 'p9', 0.5)]);
     expect((await after).map((hit) => hit.postId)).toEqual(['p9']);
+  });
+
+  it('sends the searches of another generation or dimension in a statement of their own, after the oldest one’s', async () => {
+    const { db, statements } = controlledDb();
+    const sizes: number[] = [];
+    const nearest = new CoalescedNearest({ db, maxBatch: 16, onBatch: (size) => sizes.push(size) });
+    const first = nearest.nearest(search('[1,0]', 1));
+    const waiting = [nearest.nearest(search('[0,1,0]', 1, 2)), nearest.nearest(search('[0,1]', 1)), nearest.nearest(search('[1,1,1]', 1, 2))];
+    statements[0]!.finish([row(1, 'p1', 0.1)]);
+    await first;
+    await expect.poll(() => statements.length).toBe(2);
+    // The oldest waiting search is of generation 2: it goes with the other one of generation 2.
+    statements[1]!.finish([row(1, 'p2', 0.1), row(2, 'p3', 0.2)]);
+    expect((await waiting[0]!).map((hit) => hit.postId)).toEqual(['p2']);
+    expect((await waiting[2]!).map((hit) => hit.postId)).toEqual(['p3']);
+    await expect.poll(() => statements.length).toBe(3);
+    statements[2]!.finish([row(1, 'p4', 0.1)]);
+    expect((await waiting[1]!).map((hit) => hit.postId)).toEqual(['p4']);
+    expect(sizes).toEqual([1, 2, 1]);
   });
 });

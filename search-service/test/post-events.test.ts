@@ -10,8 +10,8 @@ import {
   edited,
   eventually,
   newPost,
-  SERVER_SKIP_REASON,
-  SERVER_URL,
+  searchServer,
+  serverSkipNote,
   setEmbeddingFaults,
   startSearchService,
   type SearchDatabaseTarget,
@@ -66,11 +66,12 @@ async function similarStatus(postId: string): Promise<number> {
   return (await service.get(`/search/similar/${postId}`)).status;
 }
 
-// The server target needs pgvector, which the local Postgres server lacks: it runs only with SEARCH_TEST_DATABASE_URL.
+// The server target needs pgvector on the server: without it the suite skips, saying why (it fails under CI=true).
+const server = await searchServer();
+
 describe.each<SearchDatabaseTarget>(['PGlite', 'Postgres server with pgvector'])('post events in the index on %s', (target) => {
-  const skip = target !== 'PGlite' && !SERVER_URL;
-  if (skip) {
-    it.skip(`(skipped: ${SERVER_SKIP_REASON})`, () => undefined);
+  if (target !== 'PGlite' && server.status === 'skip') {
+    it.skip(serverSkipNote(server), () => undefined);
     return;
   }
 

@@ -8,7 +8,7 @@ import { REDIS_URL, startMockProviders, type MockProviders, TYPESCRIPT_NODE_ARGS
 import * as schema from '../src/db/schema.ts';
 import { reindexControl, type ReindexAnswer } from '../src/reindex-control.ts';
 import { diyCorpus } from './diy-corpus.ts';
-import { edited, eventually, startSearchService, type SearchServiceUnderTest } from './search-service-under-test.ts';
+import { edited, eventually, MODEL, startSearchService, type SearchServiceUnderTest } from './search-service-under-test.ts';
 
 let providers: MockProviders;
 let service: SearchServiceUnderTest | undefined;
@@ -101,7 +101,7 @@ describe('reindex', () => {
     expect(start.statusCode).toBe(202);
     expect(start.json()).toMatchObject({ activeGeneration: 1, started: { generation: 2, resumed: false, copied: 15 }, building: { generation: 2, total: 15 } });
     // Its evidence: generation 2 served, every one of its rows embedded, generation 1 gone.
-    await eventually(async () => (await call('GET')).json(), { activeGeneration: 2, building: null }, 'the reindex switched');
+    await eventually(async () => (await call('GET')).json(), { activeGeneration: 2, model: MODEL, dimensions: 256, building: null }, 'the reindex switched');
     expect(await rowsByGeneration(service)).toEqual({ rows: { 2: 15 }, vectors: { 2: 15 } });
 
     // With no batcher to embed it, the next reindex stays under way until it is aborted.
@@ -110,7 +110,7 @@ describe('reindex', () => {
     expect((await call('GET')).json()).toMatchObject({ activeGeneration: 2, building: { generation: 3, total: 15 } });
     const aborted = await call('DELETE');
     expect(aborted.statusCode).toBe(200);
-    expect(aborted.json()).toEqual({ activeGeneration: 2, building: null, aborted: 3 });
+    expect(aborted.json()).toEqual({ activeGeneration: 2, model: MODEL, dimensions: 256, building: null, aborted: 3 });
     expect(await rowsByGeneration(service)).toEqual({ rows: { 2: 15 }, vectors: { 2: 15 } });
   });
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
+import pg from 'pg';
 import { Registry } from 'prom-client';
 import { isDeepStrictEqual } from 'node:util';
 import { createLogger } from '@civildiy/common';
@@ -19,8 +20,9 @@ import { openRowCounts } from '../src/index-status.ts';
 import { QueryEmbedder } from '../src/query-embedder.ts';
 import { ReindexControl, handleReindexControl, reindexControl } from '../src/reindex-control.ts';
 import { searchMetrics } from '../src/search-metrics.ts';
-import { GenerationSwitcher } from '../src/search-reindex.ts';
-import { SemanticSearch } from '../src/semantic-search.ts';
+import { GenerationSwitcher, prepareIndex, type SpaceFollowed } from '../src/search-reindex.ts';
+import type { EmbeddingSpace } from '../src/search-state.ts';
+import { SemanticSearch, withHnswSettings } from '../src/semantic-search.ts';
 
 export const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), '../src/db/migrations');
 export const logger = createLogger({ service: 'search-service', level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -41,46 +43,95 @@ export async function eventually<T>(read: () => Promise<T>, expected: T, what: s
   }
 }
 export const DIMENSIONS = 256;
+/** `SEARCH_HNSW_EF_SEARCH` of the service under test (the default). */
+export const EF_SEARCH = 100;
 export const MODEL = 'civildiy-hash-embed-1';
+/** search-service's default space: the deterministic mock at 256 dimensions. */
+export const SPACE: EmbeddingSpace = { model: MODEL, dimensions: DIMENSIONS };
 
 /**
- * Where the suites run their database. The local Postgres server (Debian's package) has no
- * pgvector, so the server target needs `SEARCH_TEST_DATABASE_URL`: a server with pgvector (the
- * Compose image, `pgvector/pgvector`). Without it the server suites are skipped, and PGlite (which
- * ships pgvector) carries the tests.
+ * Where the suites run their database: PGlite (which ships pgvector) and a Postgres server with
+ * pgvector: `SEARCH_TEST_DATABASE_URL` (for example the Compose image, `pgvector/pgvector`), else
+ * `POSTGRES_TEST_URL`, else the local server, where `scripts/install-pgvector.sh` installs it.
  */
-export const SERVER_URL = process.env.SEARCH_TEST_DATABASE_URL;
-export const SERVER_SKIP_REASON = 'SEARCH_TEST_DATABASE_URL is unset and the local Postgres server has no pgvector';
+export const SERVER_URL = process.env.SEARCH_TEST_DATABASE_URL ?? process.env.POSTGRES_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 export type SearchDatabaseTarget = 'PGlite' | 'Postgres server with pgvector';
+
+/** What the server suites find at {@link SERVER_URL}. */
+export type SearchServer =
+  | { status: 'ready'; url: string }
+  /** The server has no pgvector (and `CI` is not `true`): skip, printing `reason`. */
+  | { status: 'skip'; reason: string }
+  /** The server is unreachable, or has no pgvector under `CI=true`: fail with `reason`. */
+  | { status: 'failed'; reason: string };
+
+let probed: Promise<SearchServer> | undefined;
+
+/** Whether the server at {@link SERVER_URL} offers the `vector` extension (asked once per test file). */
+export function searchServer(): Promise<SearchServer> {
+  return (probed ??= (async (): Promise<SearchServer> => {
+    const where = new URL(SERVER_URL).host;
+    const client = new pg.Client({ connectionString: SERVER_URL });
+    try {
+      await client.connect();
+      const { rowCount } = await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'");
+      if (rowCount === 1) return { status: 'ready', url: SERVER_URL };
+      const reason = `the Postgres server at ${where} has no pgvector: run scripts/install-pgvector.sh as root, or set SEARCH_TEST_DATABASE_URL to a server with it`;
+      return process.env.CI === 'true' ? { status: 'failed', reason } : { status: 'skip', reason };
+    } catch (error) {
+      return { status: 'failed', reason: `the Postgres server at ${where} did not answer: ${error instanceof Error ? error.message : String(error)}` };
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  })());
+}
+
+/** For a test title: `(skipped: <reason>)` when the server suites skip, else an empty string. */
+export function serverSkipNote(server: SearchServer): string {
+  return server.status === 'skip' ? `(skipped: ${server.reason})` : '';
+}
 
 /** A migrated search database; `url` is set on a server. */
 export type SearchDatabase = OpenDatabase<typeof schema> & { url?: string };
 
-/** A migrated search database on `target` (or on the server database `url`); a fresh server database is dropped at close. */
+/**
+ * A migrated search database on `target` (or on the server database `url`); a fresh server
+ * database is dropped at close. On the server target it throws the reason when {@link searchServer}
+ * is not ready.
+ */
 export async function openSearchDatabase(target: SearchDatabaseTarget, url?: string): Promise<SearchDatabase> {
   const open = (serverUrl?: string) =>
     openDatabase({ service: 'search-service', dataDir: 'memory://', migrationsFolder, schema, extensions: { vector: true }, ...(serverUrl ? { url: serverUrl } : {}) });
   if (target === 'PGlite') return open();
   if (url) return { ...(await open(url)), url };
-  if (!SERVER_URL) throw new Error(SERVER_SKIP_REASON);
-  const server = await createTestDatabase(SERVER_URL);
-  const database = await open(server.url);
-  return {
-    ...database,
-    url: server.url,
-    close: async () => {
-      await database.close();
-      await server.drop();
-    },
-  };
+  const available = await searchServer();
+  if (available.status !== 'ready') throw new Error(available.reason);
+  const server = await createTestDatabase(available.url);
+  try {
+    // As service.ts opens it: every connection starts with the HNSW settings.
+    const database = await open(withHnswSettings(server.url, EF_SEARCH));
+    return {
+      ...database,
+      url: server.url,
+      close: async () => {
+        await database.close();
+        await server.drop();
+      },
+    };
+  } catch (error) {
+    await server.drop();
+    throw error;
+  }
 }
 
 /**
  * The worker's `search.embed` as the worker process runs it: one provider call per batch through
- * the real EmbeddingsClient, each vector paired with its text's id.
+ * the real EmbeddingsClient (in `space`, the worker's EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS;
+ * default {@link SPACE}), each vector paired with its text's id.
  */
-export function handleEmbeddings(worker: TaskWorker, options: { embeddingsUrl: string; task?: typeof embedBatch }): void {
-  const embeddings = new EmbeddingsClient({ baseUrl: options.embeddingsUrl, model: MODEL, dimensions: DIMENSIONS, timeoutMs: 5_000, breaker: { consecutiveFailures: 5, halfOpenAfterMs: 200 } });
+export function handleEmbeddings(worker: TaskWorker, options: { embeddingsUrl: string; task?: typeof embedBatch; space?: EmbeddingSpace }): void {
+  const { model, dimensions } = options.space ?? SPACE;
+  const embeddings = new EmbeddingsClient({ baseUrl: options.embeddingsUrl, model, dimensions, timeoutMs: 5_000, breaker: { consecutiveFailures: 5, halfOpenAfterMs: 200 } });
   worker.handle(options.task ?? embedBatch, async (batch, ctx) => {
     const result = await embeddings.embed(batch.texts.map((text) => text.text), { signal: ctx.signal });
     return { batchId: batch.batchId, model: result.model, dimensions: result.dimensions, vectors: batch.texts.map((text, i) => ({ id: text.id, embedding: result.vectors[i]! })) };
@@ -99,6 +150,12 @@ export async function embeddingStats(embeddingsUrl: string): Promise<{ callsRece
 
 export interface StartOptions {
   target?: SearchDatabaseTarget;
+  /** An open search database to run on (a restart); left open at close. Default: a fresh one on `target`. */
+  database?: SearchDatabase;
+  /** search-service's EMBEDDINGS_MODEL and EMBEDDINGS_DIMENSIONS. Default {@link SPACE}. */
+  space?: EmbeddingSpace;
+  /** The test worker's. Default: `space`. */
+  workerSpace?: EmbeddingSpace;
   embeddingsUrl: string;
   /** The embedding task the batcher sends and the test worker runs. Default `search.embed`. */
   task?: typeof embedBatch;
@@ -116,6 +173,8 @@ export interface StartOptions {
 export interface SearchServiceUnderTest {
   prefix: string;
   database: SearchDatabase;
+  /** What the start did to follow `options.space` (see `prepareIndex`). */
+  prepared: SpaceFollowed;
   db: SearchDatabase['db'];
   bus: RedisStreamsEventBus;
   tasks: TaskClient;
@@ -143,8 +202,10 @@ export interface SearchServiceUnderTest {
 
 export async function startSearchService(name: string, options: StartOptions): Promise<SearchServiceUnderTest> {
   const prefix = uniquePrefix(`search-${name}`);
-  const database = await openSearchDatabase(options.target ?? 'PGlite');
+  const database = options.database ?? (await openSearchDatabase(options.target ?? 'PGlite'));
   const db = database.db;
+  const space = options.space ?? SPACE;
+  const prepared = await prepareIndex(db, space, logger);
   const bus = new RedisStreamsEventBus({ connection: REDIS_URL, prefix: `${prefix}:`, logger, blockMs: 100 });
   const tasks = new TaskClient({ connection: REDIS_URL, prefix, logger });
   const registry = new Registry();
@@ -152,10 +213,10 @@ export async function startSearchService(name: string, options: StartOptions): P
   const task = options.task ?? embedBatch;
 
   const worker = new TaskWorker({ connection: REDIS_URL, prefix, queues: [task.queue, reindexControl.queue], concurrency: 4, logger });
-  handleEmbeddings(worker, { embeddingsUrl: options.embeddingsUrl, task });
+  handleEmbeddings(worker, { embeddingsUrl: options.embeddingsUrl, task, space: options.workerSpace ?? space });
   const batchers: IndexBatcher[] = [];
   const addBatcher = (extra: Partial<IndexBatcherOptions> = {}) => {
-    const batcher = new IndexBatcher({ db, tasks, task, dimensions: DIMENSIONS, logger, metrics, pollMs: 200, ...options.batcher, ...extra });
+    const batcher = new IndexBatcher({ db, tasks, task, space, logger, metrics, pollMs: 200, ...options.batcher, ...extra });
     batchers.push(batcher);
     return batcher;
   };
@@ -163,6 +224,7 @@ export async function startSearchService(name: string, options: StartOptions): P
   const switcher = new GenerationSwitcher({ db, intervalMs: 100, logger });
   const reindex = new ReindexControl({
     db,
+    space,
     wake: () => {
       batcher.wake();
       void switcher.check();
@@ -177,13 +239,12 @@ export async function startSearchService(name: string, options: StartOptions): P
   await subscription.ready;
 
   const embedder = new QueryEmbedder({
-    embedderFor: (model) => new EmbeddingsClient({ baseUrl: options.embeddingsUrl, model, dimensions: DIMENSIONS, timeoutMs: 2_000, breaker: false }),
-    dimensions: DIMENSIONS,
+    embedderFor: ({ model, dimensions }) => new EmbeddingsClient({ baseUrl: options.embeddingsUrl, model, dimensions, timeoutMs: 2_000, breaker: false }),
     cacheMs: options.queryCacheMs ?? 60_000,
     cacheSize: 100,
     metrics,
   });
-  const search = new SemanticSearch({ db, embedder, defaultModel: MODEL, efSearch: 100, databaseKind: database.kind, metrics });
+  const search = new SemanticSearch({ db, embedder, defaultSpace: space, efSearch: EF_SEARCH, databaseKind: database.kind, settingsInConnections: database.kind === 'postgres', metrics });
   const tokens = await createTestTokens();
   const app = await buildApp({ db, search, logger, auth: tokens.keys, readiness: { database: () => database.ping() }, reindex, onRedriven: () => batcher.wake(), metricsRegistry: registry, logRequests: false });
   await app.ready();
@@ -198,6 +259,7 @@ export async function startSearchService(name: string, options: StartOptions): P
   return {
     prefix,
     database,
+    prepared,
     db,
     bus,
     tasks,
@@ -229,7 +291,7 @@ export async function startSearchService(name: string, options: StartOptions): P
       await app.close();
       await tasks.close();
       await bus.close();
-      await database.close();
+      if (!options.database) await database.close();
       await removeRedisPrefix(prefix);
     },
   };

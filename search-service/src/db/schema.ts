@@ -1,13 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { check, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid, vector } from 'drizzle-orm/pg-core';
+import { check, customType, index, integer, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 export { inboxTable, outboxTable } from '@civildiy/common/outbox/schema';
 
 /**
- * The embedding dimension the tables are built for. It is part of the column type, so a model with
- * another dimension needs a new migration (column type and HNSW index) followed by a reindex.
+ * pgvector's `vector` without a dimension: each index generation stores vectors of its own model's
+ * dimension in the one column. A vector's text is `[0.1,-0.2,…]` on both drivers.
  */
-export const EMBEDDING_DIMENSIONS = 256;
+const anyVector = customType<{ data: number[]; driverData: string }>({
+  dataType: () => 'vector',
+  toDriver: (value) => JSON.stringify(value),
+  fromDriver: (value) => value.slice(1, -1).split(',').map(Number.parseFloat),
+});
 
 export type IndexRowStatus = 'pending' | 'claimed' | 'done' | 'failed';
 
@@ -76,7 +80,8 @@ export const postVectors = pgTable(
     authorUsername: text('author_username'),
     tags: text('tags').array().notNull(),
     createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull(),
-    embedding: vector('embedding', { dimensions: EMBEDDING_DIMENSIONS }).notNull(),
+    /** Of its generation's dimension (`search_state`); searched through the HNSW index of that dimension (hnsw-index.ts). */
+    embedding: anyVector('embedding').notNull(),
     /** The model the provider reported for this vector. */
     model: text('model').notNull(),
     indexedAt: timestamp('indexed_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -84,9 +89,8 @@ export const postVectors = pgTable(
   (table) => [
     primaryKey({ columns: [table.postId, table.generation] }),
     uniqueIndex('post_vectors_id_generation_idx').on(table.id, table.generation),
-    // ef_construction 200 (pgvector's default is 64): a better graph, so ef_search 100 finds ~0.98 of
-    // the exact top 10 on 10k posts instead of ~0.93, for about 1.5× the insert cost (bench/search.ts).
-    index('post_vectors_embedding_hnsw_idx').using('hnsw', table.embedding.op('vector_cosine_ops')).with({ m: 16, ef_construction: 200 }),
+    // The HNSW indexes are not declared here: one partial index per dimension, made by hnsw-index.ts
+    // (migration 0004 made the one of 256 dimensions).
     index('post_vectors_tags_idx').using('gin', table.tags),
   ],
 );
@@ -99,17 +103,24 @@ export const postTombstones = pgTable('post_tombstones', {
 });
 
 /**
- * One row (id 1): the generation searches read, its model, and the generation a reindex is building.
- * Consumers read it `FOR SHARE`, a reindex changes it `FOR UPDATE`, so no event slips between them.
+ * One row (id 1): the generation searches read and the generation a reindex is building, each with
+ * the model and dimension it is embedded with (`EMBEDDINGS_MODEL` and `EMBEDDINGS_DIMENSIONS` when it
+ * was made): queries of a generation are embedded with its own. Consumers read it `FOR SHARE`, a
+ * reindex changes it `FOR UPDATE`, so no event slips between them.
  */
 export const searchState = pgTable(
   'search_state',
   {
     id: integer('id').primaryKey(),
     activeGeneration: integer('active_generation').notNull().default(1),
-    /** The model the active generation was embedded with; `null` until its first vectors. */
+    /** The active generation's model; `null` only before search-service first started on the database. */
     activeModel: text('active_model'),
+    /** The active generation's vector dimension (`null` as {@link searchState.activeModel}). */
+    activeDimensions: integer('active_dimensions'),
     buildingGeneration: integer('building_generation'),
+    /** The model of the generation being built (`null` when none is). */
+    buildingModel: text('building_model'),
+    buildingDimensions: integer('building_dimensions'),
     buildingStartedAt: timestamp('building_started_at', { withTimezone: true, mode: 'date' }),
     switchedAt: timestamp('switched_at', { withTimezone: true, mode: 'date' }),
   },
