@@ -1,23 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@civildiy/common/testing';
-import { caddyfileFromRoutes } from '@civildiy/common/topology';
+import { caddySkipReason, caddyVersion, startCaddy, type RunningCaddy } from './caddy.ts';
 import { PASSWORD, call, registerUser, startSystem, type RegisteredUser, type System } from './system.ts';
 
-/** The installed Caddy's version line, or undefined when there is none. */
-function caddyVersion(): string | undefined {
-  const probe = spawnSync('caddy', ['version'], { encoding: 'utf8' });
-  return probe.status === 0 ? probe.stdout.trim().split(' ')[0] : undefined;
-}
-
 const version = caddyVersion();
-// CI installs caddy (apt-get install caddy): there a missing one fails the suite instead of skipping it.
-const skipReason = version === undefined && process.env.CI !== 'true' ? 'skipped: caddy is not installed (apt-get install caddy)' : undefined;
+const skipReason = caddySkipReason(version);
 
 /** What the echo upstream saw of one request. */
 interface Echoed {
@@ -36,15 +25,12 @@ describe.skipIf(skipReason !== undefined)(`forward authentication through a real
   let system: System;
   let echo: Server;
   const echoed: Echoed[] = [];
-  let caddy: ChildProcess | undefined;
-  let caddyOutput = '';
-  let workDir: string;
+  let caddy: RunningCaddy | undefined;
   let edge: string;
   let user: RegisteredUser;
   let other: RegisteredUser;
 
   beforeAll(async () => {
-    if (version === undefined) throw new Error('caddy is not installed, and CI must run this suite: apt-get install caddy');
     system = await startSystem({ services: ['auth-service', 'posts-service'] });
     echo = createServer((request, response) => {
       echoed.push({ method: request.method!, url: request.url!, headers: request.headers });
@@ -55,40 +41,17 @@ describe.skipIf(skipReason !== undefined)(`forward authentication through a real
     await once(echo, 'listening');
 
     const real: Record<string, string> = { 'auth-service': system.urls.auth, 'posts-service': system.urls.posts };
-    const port = await freePort();
-    workDir = await mkdtemp(path.join(tmpdir(), 'civildiy-caddy-'));
-    const caddyfile = path.join(workDir, 'Caddyfile');
-    await writeFile(caddyfile, caddyfileFromRoutes({ port, bindHost: '127.0.0.1', upstream: (service) => real[service] ?? `127.0.0.1:${echoPort}` }));
-    // Caddy keeps state (autosave, certificates) under HOME / XDG folders: the test's own.
-    caddy = spawn('caddy', ['run', '--config', caddyfile, '--adapter', 'caddyfile'], {
-      env: { ...process.env, HOME: workDir, XDG_CONFIG_HOME: workDir, XDG_DATA_HOME: workDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    caddy.stdout!.on('data', (chunk: Buffer) => (caddyOutput += chunk.toString()));
-    caddy.stderr!.on('data', (chunk: Buffer) => (caddyOutput += chunk.toString()));
-    edge = `http://127.0.0.1:${port}`;
-    // Ready once it answers an unrouted path itself.
-    await vi.waitFor(
-      async () => {
-        if (caddy!.exitCode !== null) throw new Error(`caddy exited with ${caddy!.exitCode}:\n${caddyOutput}`);
-        const response = await fetch(`${edge}/no-such-route`);
-        if (response.status !== 404) throw new Error(`caddy answered ${response.status}`);
-      },
-      { timeout: 20_000, interval: 50 },
-    );
+    caddy = await startCaddy((service) => real[service] ?? `127.0.0.1:${echoPort}`);
+    edge = caddy.url;
 
     user = await registerUser(edge, 'edge');
     other = await registerUser(edge, 'other');
   }, 180_000);
 
   afterAll(async () => {
-    if (caddy && caddy.exitCode === null) {
-      caddy.kill('SIGTERM');
-      await once(caddy, 'exit');
-    }
+    await caddy?.stop();
     echo?.close();
     await system?.stop();
-    if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
   /** The last request the echo upstream saw for `url`. */
