@@ -32,7 +32,7 @@ import { createTestDatabase, repositoryRoot, type SystemService } from '@civildi
 import { DEFAULT_HUB_URL, locateModelFiles, MODEL_DIMENSIONS, MODEL_ID, type ModelFiles } from 'mock-providers/model-files';
 import pg from 'pg';
 // The relevance set and its scoring are the model tests' own (one definition, two uses).
-import { evaluateRelevance, loadRelevanceSet } from '../mock-providers/test/relevance.ts';
+import { evaluateRelevance, loadRelevanceSet } from 'mock-providers/relevance';
 import { post as generatedPost, queries as generatedQueries, random } from './search.ts';
 import { call, loginUser, printTable, registerUser, startSlice, stopAll, summary, type Slice } from './system.ts';
 

@@ -1,4 +1,3 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { Registry } from 'prom-client';
 import type { DbExecutor } from '../db/index.ts';
 import type { EnvelopePublisher } from '../events/define.ts';
@@ -9,6 +8,7 @@ import { OutboxDelivery, UndeliverableRowError } from './outbox-delivery.ts';
 import { OutboxFailedRows } from './outbox-failed-rows.ts';
 import { OutboxStore, type RowOutcome } from './outbox-store.ts';
 import { outboxMetrics, type OutboxMetrics } from './outbox-metrics.ts';
+import { RelayLoop, type RelayPass, type RelayPassResult } from './relay-loop.ts';
 import type { OutboxRow } from './schema.ts';
 
 /** Options of {@link OutboxRelay}. */
@@ -62,23 +62,11 @@ export interface OutboxRelayOptions {
   registry?: Registry;
 }
 
-/** What one {@link OutboxRelay.publishPending} pass did. */
-export interface RelayPassResult {
-  /** Rows delivered and marked sent. */
-  published: number;
-  /**
-   * Rows whose delivery failed: to be retried after backoff, or marked failed when they can never
-   * be delivered. A failure worth retrying ends the pass (after the batch's other keys are
-   * delivered); the later rows of the failed row's key wait for it.
-   */
-  failed: number;
-}
+export type { RelayPassResult } from './relay-loop.ts';
 
 /** What one batch did. */
-interface BatchResult extends RelayPassResult {
+interface BatchResult extends RelayPass {
   claimed: number;
-  /** Set when a row failed and will be retried: the shortest backoff of the batch. */
-  retryInMs?: number;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -128,15 +116,7 @@ export class OutboxRelay {
   private readonly cleanupIntervalMs: number;
   private readonly retainInboxMs: number;
   private readonly metrics: OutboxMetrics;
-  /** The async context the relay was created in: its passes never run inside the request that woke it. */
-  private readonly scope = new AsyncResource('OutboxRelay');
-
-  private running = false;
-  private stopping = false;
-  private timer: NodeJS.Timeout | undefined;
-  private active: Promise<void> | undefined;
-  private wakeRequested = false;
-  private passes: Promise<unknown> = Promise.resolve();
+  private readonly loop: RelayLoop;
   private lastCleanup = 0;
   private removeCountSource: (() => void) | undefined;
 
@@ -160,15 +140,13 @@ export class OutboxRelay {
     this.cleanupIntervalMs = options.cleanupIntervalMs ?? 60_000;
     this.retainInboxMs = options.retainInboxMs ?? 8 * DAY_MS;
     this.metrics = outboxMetrics(options.registry);
+    this.loop = new RelayLoop({ name: 'outbox relay', pass: () => this.pass(), pollIntervalMs: this.pollIntervalMs, logger: this.logger });
   }
 
   /** Starts delivering: a pass at once (rows left by a previous process), then every `pollIntervalMs` and on {@link wake}. */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopping = false;
-    this.removeCountSource = this.metrics.addCountSource(() => this.store.counts());
-    this.scope.runInAsyncScope(() => this.tick());
+    this.removeCountSource ??= this.metrics.addCountSource(() => this.store.counts());
+    this.loop.start();
   }
 
   /**
@@ -177,15 +155,9 @@ export class OutboxRelay {
    * start or another relay.
    */
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopping = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
     this.removeCountSource?.();
     this.removeCountSource = undefined;
-    await this.active;
-    await this.passes.catch(() => undefined);
-    this.stopping = false;
+    await this.loop.stop();
   }
 
   /**
@@ -194,7 +166,7 @@ export class OutboxRelay {
    * Returns at once: the pass runs in the relay's own context, not in the caller's (request).
    */
   wake(): void {
-    this.scope.runInAsyncScope(() => this.tick());
+    this.loop.wake();
   }
 
   /**
@@ -214,9 +186,7 @@ export class OutboxRelay {
    * fails in a way worth retrying. Passes of one relay never overlap.
    */
   publishPending(): Promise<RelayPassResult> {
-    const pass = this.passes.then(() => this.pass());
-    this.passes = pass.catch(() => undefined);
-    return pass.then(({ published, failed }) => ({ published, failed }));
+    return this.loop.runOnce();
   }
 
   /** Deletes delivered rows older than `retainSentMs` (and inbox rows older than `retainInboxMs`); returns how many outbox rows. */
@@ -231,34 +201,6 @@ export class OutboxRelay {
     return deleted;
   }
 
-  private tick(): void {
-    if (!this.running) return;
-    if (this.active) {
-      this.wakeRequested = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeRequested = false;
-    this.active = this.passes
-      .then(() => this.pass())
-      .then(
-        (result) => result.retryInMs,
-        (error: unknown) => {
-          this.logger.error({ err: error }, 'outbox relay pass failed');
-          return undefined;
-        },
-      )
-      .then((retryInMs) => {
-        this.active = undefined;
-        if (!this.running) return;
-        if (this.wakeRequested) return this.tick();
-        this.timer = setTimeout(() => this.tick(), Math.min(this.pollIntervalMs, retryInMs ?? Number.POSITIVE_INFINITY));
-        this.timer.unref();
-      });
-    this.passes = this.active;
-  }
-
   private async pass(): Promise<BatchResult> {
     if (Date.now() - this.lastCleanup >= this.cleanupIntervalMs) await this.purgeSent();
     const total: BatchResult = { claimed: 0, published: 0, failed: 0 };
@@ -269,7 +211,7 @@ export class OutboxRelay {
       total.failed += batch.failed;
       if (batch.retryInMs !== undefined) return { ...total, retryInMs: batch.retryInMs };
       // Nothing left, nothing done (only rows released for lack of lease time), or asked to stop.
-      if (batch.claimed === 0 || batch.published + batch.failed === 0 || this.stopping) return total;
+      if (batch.claimed === 0 || batch.published + batch.failed === 0 || this.loop.stopping) return total;
     }
   }
 

@@ -1,9 +1,8 @@
-import { AsyncResource } from 'node:async_hooks';
 import type { Collection, UpdateFilter } from 'mongodb';
 import type { Registry } from 'prom-client';
 import { isPermanentError, newId, ValidationError, type Logger } from '@civildiy/common';
 import { EventEnvelope, type EnvelopePublisher } from '@civildiy/common/events';
-import { outboxMetrics, type OutboxMetrics, type RelayPassResult } from '@civildiy/common/outbox';
+import { outboxMetrics, RelayLoop, type OutboxMetrics, type RelayPassResult } from '@civildiy/common/outbox';
 import type { Closable } from '@civildiy/common/runtime';
 import { mongoOperation } from './mongo-unavailable.ts';
 import type { FailedEvent, MongoPostDocument } from './post-document.ts';
@@ -96,15 +95,7 @@ export class MongoOutboxRelay implements Closable {
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
   private readonly metrics: OutboxMetrics;
-  /** The async context the relay was created in: its passes never run inside the request that woke it. */
-  private readonly scope = new AsyncResource('MongoOutboxRelay');
-
-  private running = false;
-  private stopping = false;
-  private timer: NodeJS.Timeout | undefined;
-  private active: Promise<void> | undefined;
-  private wakeRequested = false;
-  private passes: Promise<unknown> = Promise.resolve();
+  private readonly loop: RelayLoop;
   private removeCountSource: (() => void) | undefined;
 
   constructor(options: MongoOutboxRelayOptions) {
@@ -121,15 +112,13 @@ export class MongoOutboxRelay implements Closable {
     this.backoffBaseMs = options.backoff?.baseMs ?? 1_000;
     this.backoffMaxMs = options.backoff?.maxMs ?? 60_000;
     this.metrics = outboxMetrics(options.registry);
+    this.loop = new RelayLoop({ name: 'mongo outbox relay', pass: () => this.pass(), pollIntervalMs: this.pollIntervalMs, logger: this.logger });
   }
 
   /** Starts publishing: a pass at once (events left by a previous process), then every `pollIntervalMs` and on {@link wake}. */
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.stopping = false;
-    this.removeCountSource = this.metrics.addCountSource(() => this.counts());
-    this.scope.runInAsyncScope(() => this.tick());
+    this.removeCountSource ??= this.metrics.addCountSource(() => this.counts());
+    this.loop.start();
   }
 
   /**
@@ -137,15 +126,9 @@ export class MongoOutboxRelay implements Closable {
    * Events not yet published stay in their posts for the next start or another relay.
    */
   async stop(): Promise<void> {
-    this.running = false;
-    this.stopping = true;
-    clearTimeout(this.timer);
-    this.timer = undefined;
     this.removeCountSource?.();
     this.removeCountSource = undefined;
-    await this.active;
-    await this.passes.catch(() => undefined);
-    this.stopping = false;
+    await this.loop.stop();
   }
 
   /** {@link stop}, as the runtime closes a background part (the batch in progress ends within `deliveryTimeoutMs`). */
@@ -159,7 +142,7 @@ export class MongoOutboxRelay implements Closable {
    * stopped. Returns at once: the pass runs in the relay's own context, not in the caller's.
    */
   wake(): void {
-    this.scope.runInAsyncScope(() => this.tick());
+    this.loop.wake();
   }
 
   /**
@@ -181,9 +164,7 @@ export class MongoOutboxRelay implements Closable {
    * retrying. Passes of one relay never overlap.
    */
   publishPending(): Promise<RelayPassResult> {
-    const pass = this.passes.then(() => this.pass());
-    this.passes = pass.catch(() => undefined);
-    return pass.then(({ published, failed }) => ({ published, failed }));
+    return this.loop.runOnce();
   }
 
   /** Events waiting in posts (`civildiy_outbox_pending`) and events that failed for good (`civildiy_outbox_failed`). */
@@ -200,34 +181,6 @@ export class MongoOutboxRelay implements Closable {
     return { pending, failed };
   }
 
-  private tick(): void {
-    if (!this.running) return;
-    if (this.active) {
-      this.wakeRequested = true;
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    this.wakeRequested = false;
-    this.active = this.passes
-      .then(() => this.pass())
-      .then(
-        (result) => result.retryInMs,
-        (error: unknown) => {
-          this.logger.error({ err: error }, 'mongo outbox relay pass failed');
-          return undefined;
-        },
-      )
-      .then((retryInMs) => {
-        this.active = undefined;
-        if (!this.running) return;
-        if (this.wakeRequested) return this.tick();
-        this.timer = setTimeout(() => this.tick(), Math.min(this.pollIntervalMs, retryInMs ?? Number.POSITIVE_INFINITY));
-        this.timer.unref();
-      });
-    this.passes = this.active;
-  }
-
   private async pass(): Promise<BatchOutcome> {
     const total: BatchOutcome = { claimed: 0, published: 0, failed: 0 };
     for (;;) {
@@ -237,7 +190,7 @@ export class MongoOutboxRelay implements Closable {
       total.failed += batch.failed;
       if (batch.retryInMs !== undefined) return { ...total, retryInMs: batch.retryInMs };
       // Nothing left, nothing done (only posts released for lack of lease time, or settled with nothing to publish), or asked to stop.
-      if (batch.claimed === 0 || batch.published + batch.failed === 0 || this.stopping) return total;
+      if (batch.claimed === 0 || batch.published + batch.failed === 0 || this.loop.stopping) return total;
     }
   }
 
