@@ -26,7 +26,7 @@ import type { LocalPostgres } from '@civildiy/common/db';
 import type { LocalKafkaBroker } from '@civildiy/common/kafka';
 import { pingRedis } from '@civildiy/common/redis';
 import { SERVICES, type ServiceInfo } from '@civildiy/common/topology';
-import { planEmbeddingsProvider, RequiredModelMissingError, type EmbeddingsPlan } from './launcher/embeddings-provider.ts';
+import { checkEmbeddingsVariables, planEmbeddingsProvider, RequiredModelMissingError, type EmbeddingsPlan } from './launcher/embeddings-provider.ts';
 import { describeEventTransport, planEventTransport, type EventTransport } from './launcher/event-transport.ts';
 import { dataInEarlierLayout, earlierLayoutMessage, planDatabases, type DatabasePlan } from './launcher/local-databases.ts';
 import { colourOutput, linePrefix } from './launcher/prefixed-output.ts';
@@ -96,10 +96,23 @@ if (inEarlierLayout.length > 0) {
 /** Infrastructure started so far (stopped when a later piece fails to start). */
 const running: { stop(): Promise<void> }[] = [];
 report(`events run on ${describeEventTransport(transport)}`);
-// Before any infrastructure starts: a first start may fetch the model for a while, and Ctrl-C then leaves nothing running.
-const embeddings = selected.some((service) => service.name === 'mock-providers') ? await planEmbeddings() : undefined;
+// The model is found, or fetched on a first start (seconds of Maven), while the infrastructure starts.
+const modelFetch = new AbortController();
+process.once('exit', () => modelFetch.abort());
+const withEmbeddings = selected.some((service) => service.name === 'mock-providers');
+if (withEmbeddings) {
+  try {
+    checkEmbeddingsVariables(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(78);
+  }
+}
+const planning = withEmbeddings ? planEmbeddings(modelFetch.signal) : undefined;
 const broker = transport.kind === 'local kafka' ? await startLocalKafka(transport) : undefined;
 const postgres = databasePlan.localPostgres.length > 0 ? await startLocalPostgres(databasePlan) : undefined;
+const embeddings = planning ? await settleEmbeddingsPlan(planning) : undefined;
 
 const env: NodeJS.ProcessEnv = {
   ...process.env,
@@ -174,20 +187,45 @@ async function startLocalPostgres(plan: DatabasePlan): Promise<{ server: LocalPo
   return { server, urls };
 }
 
-/** Decides the embeddings provider (see `launcher/embeddings-provider.ts`), or exits: 78 for a bad variable, 1 when EMBEDDINGS_PROVIDER=model has no model. */
-async function planEmbeddings(): Promise<EmbeddingsPlan> {
+/** The embeddings plan, or why the launcher has to stop (its message and exit code). */
+type PlanOutcome = { plan: EmbeddingsPlan } | { message: string; exitCode: number };
+
+/** Decides the embeddings provider (see `launcher/embeddings-provider.ts`); never rejects: 78 for a bad variable, 1 when EMBEDDINGS_PROVIDER=model has no model. */
+async function planEmbeddings(signal: AbortSignal): Promise<PlanOutcome> {
   try {
-    const plan = await planEmbeddingsProvider(process.env, dataDir, report);
+    const plan = await planEmbeddingsProvider(process.env, dataDir, report, { signal });
     report(plan.description);
-    return plan;
+    return { plan };
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(78);
-    }
-    console.error(error instanceof RequiredModelMissingError ? error.message : `The embeddings model could not be prepared: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(1);
+    if (error instanceof ConfigError) return { message: error.message, exitCode: 78 };
+    const message = error instanceof RequiredModelMissingError ? error.message : `The embeddings model could not be prepared: ${error instanceof Error ? error.message : String(error)}`;
+    return { message, exitCode: 1 };
   }
+}
+
+/**
+ * Waits for the embeddings plan once the infrastructure is up. When the plan fails, or a signal
+ * comes while it is being made, stops the infrastructure and exits (no service has started).
+ */
+async function settleEmbeddingsPlan(planning: Promise<PlanOutcome>): Promise<EmbeddingsPlan> {
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    interrupted ??= signal;
+    report(`${signal}: stopping the model's fetch`);
+    modelFetch.abort();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of signals) process.on(signal, onSignal);
+  const outcome = await planning;
+  for (const signal of signals) process.off(signal, onSignal);
+  if (!interrupted && 'plan' in outcome) return outcome.plan;
+  await Promise.all(running.map((other) => other.stop()));
+  if (interrupted || 'plan' in outcome) {
+    report('stopped; no service was started');
+    process.exit(0);
+  }
+  console.error(outcome.message);
+  process.exit(outcome.exitCode);
 }
 
 let stopping = false;

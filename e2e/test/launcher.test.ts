@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -88,6 +88,44 @@ describe('npm start supervises the services', () => {
 
     await waitUntil(async () => [...services, ...server].filter(isAlive).length === 0, 20_000, async () => `still alive: ${(await Promise.all([...services, ...server].filter(isAlive).map(describeProcess))).join('; ')}`);
     expect(await processesUsing(run.dataDir)).toEqual([]);
+  });
+});
+
+describe('npm start with EMBEDDINGS_PROVIDER=model and no model to be had', () => {
+  const runs: LauncherRun[] = [];
+  const folders: string[] = [];
+  afterEach(async () => {
+    await Promise.all(runs.splice(0).map((run) => run.cleanUp()));
+    await Promise.all(folders.splice(0).map((folder) => rm(folder, { recursive: true, force: true })));
+  });
+
+  it('looks for the model while Postgres starts, then stops Postgres and exits 1 saying what to do; no service starts', async () => {
+    // A Maven that cannot reach its repository, and no download: the fresh data folder can get no model.
+    const offlineMaven = await mkdtemp(path.join(tmpdir(), 'civildiy-offline-maven-'));
+    folders.push(offlineMaven);
+    await writeFile(path.join(offlineMaven, 'mvn'), '#!/bin/sh\necho "[ERROR] Could not transfer artifact: Network is unreachable" >&2\nexit 1\n', { mode: 0o755 });
+    const run = await startLauncher({ env: { EMBEDDINGS_PROVIDER: 'model', EMBEDDINGS_MODEL_DOWNLOAD: 'false', PATH: `${offlineMaven}:${process.env.PATH}` } });
+    runs.push(run);
+
+    const exit = await run.exited;
+
+    expect(exit.code, run.output()).toBe(1);
+    expect(run.output()).toMatch(/Postgres is ready at/);
+    expect(run.output()).toMatch(/EMBEDDINGS_PROVIDER=model requires it/);
+    expect(run.output()).toMatch(/database system is shut down/);
+    expect(await processesUsing(run.dataDir)).toEqual([]);
+    expect(SERVICES.flatMap((service) => run.pids(service))).toEqual([]);
+  });
+
+  it('refuses a bad EMBEDDINGS_* variable with exit code 78 before it starts anything', async () => {
+    const run = await startLauncher({ env: { EMBEDDINGS_PROVIDER: 'always' } });
+    runs.push(run);
+
+    const exit = await run.exited;
+
+    expect(exit.code, run.output()).toBe(78);
+    expect(run.output()).toMatch(/EMBEDDINGS_PROVIDER/);
+    expect(run.output()).not.toMatch(/starting Postgres/);
   });
 });
 

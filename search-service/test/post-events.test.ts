@@ -156,6 +156,27 @@ describe.each<SearchDatabaseTarget>(['PGlite', 'Postgres server with pgvector'])
     expect(await indexOf(post.postId)).toEqual({ vectors: [], rows: [] });
   });
 
+  it('applies a burst of events for many posts, handled together, as it applies them one by one', async () => {
+    const created = Array.from({ length: 12 }, () => workbench());
+    const deletedFirst = Array.from({ length: 5 }, () => workbench());
+    const updatedFirst = Array.from({ length: 5 }, () => workbench());
+    // Each post's events in order; the posts' events interleaved, all published at once.
+    const ids = (
+      await Promise.all([
+        ...created.map(async (post) => [await service.created(post)]),
+        ...deletedFirst.map(async (post) => [await service.deleted(deletion(post)), await service.created(post)]),
+        ...updatedFirst.map(async (post) => [await service.updated(edited(post, lamp())), await service.created(post)]),
+      ])
+    ).flat();
+    for (const id of ids) await service.processed(id);
+
+    for (const post of created) await eventually(async () => (await indexOf(post.postId)).vectors, [1], 'created post indexed');
+    for (const post of updatedFirst) await eventually(async () => (await indexOf(post.postId)).vectors, [2], 'the update indexed, its late create ignored');
+    for (const post of deletedFirst) expect(await indexOf(post.postId)).toEqual({ vectors: [], rows: [] });
+    const inbox = await service.db.select().from(schema.inboxTable).where(inArray(schema.inboxTable.eventId, ids));
+    expect(inbox).toHaveLength(ids.length);
+  });
+
   it('forgets tombstones past their retention and keeps the recent ones', async () => {
     const [old, recent] = [workbench(), workbench()];
     await service.processed(await service.deleted(deletion(old)));

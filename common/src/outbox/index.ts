@@ -6,3 +6,4 @@ export { RelayLoop, type RelayLoopOptions, type RelayPass, type RelayPassResult 
 export { OutboxFailedRows, type FailedOutboxRow } from './outbox-failed-rows.ts';
 export { outboxMetrics, type OutboxMetrics, type OutboxCounter, type OutboxCounts } from './outbox-metrics.ts';
 export { processOnce, inboxCleanup } from './inbox.ts';
+export { InboxBatcher, type InboxBatcherOptions, type InboxOutcome } from './inbox-batcher.ts';
