@@ -1,4 +1,5 @@
 import { PGlite, types, type Extensions, type QueryOptions, type Results, type Transaction } from '@electric-sql/pglite';
+import { createFromTemplate } from './pglite-template.mjs';
 
 /**
  * The types Drizzle reads as Postgres text (it passes identity `parsers` for exactly these with every
@@ -124,7 +125,10 @@ export class PGliteClient implements PGliteDriverClient {
   static async create(dataDir: string, options: { extensions?: readonly string[] } = {}): Promise<PGliteClient> {
     const extensions: Extensions = {};
     if (options.extensions?.includes('vector')) extensions.vector = (await import('@electric-sql/pglite-pgvector')).vector;
-    return new PGliteClient(keepTextTypesRaw(await PGlite.create(dataDir, { extensions, postgresqlconf: [...PGLITE_SETTINGS] })));
+    const settings = { extensions, postgresqlconf: [...PGLITE_SETTINGS] };
+    // A folder is created apart (by open-database's initdb child); memory:// is new every time.
+    const pglite = dataDir.startsWith('memory://') ? await createFromTemplate(PGlite, dataDir, settings) : await PGlite.create(dataDir, settings);
+    return new PGliteClient(keepTextTypesRaw(pglite));
   }
 
   get closed(): boolean {

@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
+import { createFromTemplate } from './pglite-template.mjs';
 
 const port = parentPort;
 if (!port) throw new Error('pglite-thread-worker.mjs runs in a worker thread only');
@@ -84,7 +85,9 @@ async function handle(request) {
 try {
   const extensions = {};
   if (workerData.extensions.includes('vector')) extensions.vector = (await import('@electric-sql/pglite-pgvector')).vector;
-  db = await PGlite.create(workerData.dataDir, { extensions, postgresqlconf: workerData.settings });
+  const options = { extensions, postgresqlconf: workerData.settings };
+  // A folder is created apart (by open-database's initdb child); memory:// is new every time.
+  db = workerData.dataDir.startsWith('memory://') ? await createFromTemplate(PGlite, workerData.dataDir, options) : await PGlite.create(workerData.dataDir, options);
   // Date, time and interval types (and their arrays) come back as Postgres text; the main thread
   // parses them (`keepTextTypesRaw` of pglite-client.ts, which cannot be imported here).
   for (const type of workerData.textTypes) db.parsers[type] = (value) => value;
