@@ -41,7 +41,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, readlink, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +51,7 @@ import { pathToFileURL } from 'node:url';
 import { removeRedisPrefix, repositoryRoot, type RegisteredUser } from '@civildiy/common/testing';
 import { SERVICES } from '@civildiy/common/topology';
 import { createPost } from './post-visibility.ts';
+import { childrenOf, smapsRollup } from './proc-memory.ts';
 import { buildOnce, call, grantRole, loginUser, onInterrupt, printTable, registerUser, sleep, stopAll } from './system.ts';
 
 const REPS = Number(process.env.BENCH_MEMORY_REPS ?? 3);
@@ -270,13 +271,6 @@ async function statField(pid: number, index: number): Promise<string | undefined
   return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[index - 3];
 }
 
-/** Children of `pid` (every thread's `children` file). */
-async function childrenOf(pid: number): Promise<number[]> {
-  const threads = await readdir(`/proc/${pid}/task`).catch(() => []);
-  const lists = await Promise.all(threads.map((tid) => readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '')));
-  return lists.flatMap((list) => list.split(' ').filter(Boolean).map(Number));
-}
-
 /** The group of a child of the launcher: a node service by its workspace folder, the Postgres wrapper and server by the binary, else the program. */
 function groupOf(argv: string[], cwd: string): string {
   const program = path.basename(argv[0] ?? '?');
@@ -302,14 +296,6 @@ async function processTree(launcherPid: number): Promise<TreeProcess[]> {
   };
   await visit(launcherPid, LAUNCHER);
   return tree;
-}
-
-/** Rss, Pss and Pss_Anon of a process (kB), or undefined when it has exited. */
-async function smapsRollup(pid: number): Promise<{ rss: number; pss: number; pssAnon: number } | undefined> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { rss: kB('Rss'), pss: kB('Pss'), pssAnon: kB('Pss_Anon') };
 }
 
 const noMemory = (): GroupMemory => ({ processes: 0, rssMiB: 0, pssMiB: 0, pssAnonMiB: 0 });

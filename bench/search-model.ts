@@ -4,8 +4,10 @@
  *
  * 1. The provider alone (`POST /v1/embeddings`): texts/s with requests of 1, 8 and 32 post-sized
  *    texts (CLIENTS closed-loop clients each), the latency of one short query's embedding at 16
- *    clients (p50/p99), and the process's memory (RSS and PSS, /proc/<pid>/smaps_rollup) idle with
- *    the model loaded, after that load, and idle with the mock only (EMBEDDINGS_PROVIDER=mock).
+ *    clients (p50/p99), and the memory of mock-providers with the model's own process when it
+ *    runs (RSS and PSS, /proc/<pid>/smaps_rollup): with the mock only (EMBEDDINGS_PROVIDER=mock),
+ *    with the model's files checked but the model not loaded, loaded by one request, after that
+ *    load, and after the model unloaded (a keep-alive of 5 s here, 5 min by default).
  * 2. Relevance: recall@5 and MRR of the DIY relevance set (mock-providers/test/fixtures/relevance,
  *    questions that mostly share no word with their post) through the provider's HTTP API, the
  *    model and the deterministic mock side by side.
@@ -23,7 +25,6 @@
  * BENCH_MODEL_SEARCH_POSTS (1000), BENCH_SEARCH_SERVER_URL (as bench/search.ts), DATA_DIR (where the
  * model is kept, fetched on first use: .data/models).
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +35,7 @@ import pg from 'pg';
 // The relevance set and its scoring are the model tests' own (one definition, two uses).
 import { evaluateRelevance, loadRelevanceSet } from 'mock-providers/relevance';
 import { post as generatedPost, queries as generatedQueries, random } from './search.ts';
+import { treeMemory } from './proc-memory.ts';
 import { call, loginUser, printTable, registerUser, startSlice, stopAll, summary, type Slice } from './system.ts';
 
 const SECONDS = Number(process.env.BENCH_MODEL_SECONDS ?? 8);
@@ -53,15 +55,22 @@ const modelEnv = (files: ModelFiles) => ({
 });
 
 interface Memory {
+  processes: number;
   rssMiB: number;
   pssMiB: number;
 }
 
-/** RSS and PSS of a process, from /proc/<pid>/smaps_rollup. */
-async function memoryOf(pid: number): Promise<Memory> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const kB = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return { rssMiB: Math.round(kB('Rss') / 1024), pssMiB: Math.round(kB('Pss') / 1024) };
+/** RSS and PSS of mock-providers with the model's process when it runs (its child), from /proc/<pid>/smaps_rollup. */
+const memoryOf = (pid: number): Promise<Memory> => treeMemory(pid);
+
+/** Waits until the provider's metrics say the model is unloaded (`civildiy_embeddings_model_loaded 0`). */
+async function waitUnloaded(url: string): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    if (/^civildiy_embeddings_model_loaded 0$/m.test(metrics)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the model at ${url} did not unload`);
 }
 
 async function embed(url: string, body: Record<string, unknown>): Promise<{ vectors: number[][]; tokens: number }> {
@@ -113,6 +122,9 @@ async function throughput(url: string, batch: number, clients: number, texts: st
   return { textsPerRequest: batch, clients, requests: stats.n, textsPerSecond: Math.round(embedded / seconds), tokensPerText: Math.round(tokens / embedded), p50ms: Number(stats.p50.toFixed(1)), p99ms: Number(stats.p99.toFixed(1)) };
 }
 
+/** The provider part's keep-alive: long enough to stay loaded between its rounds, short enough to see the unload. */
+const PROVIDER_KEEP_ALIVE_MS = 5_000;
+
 async function providerPart(files: ModelFiles) {
   const mockOnly = await startSlice({ services: ['mock-providers'], env: { EMBEDDINGS_PROVIDER: 'mock' } });
   let mockIdle: Memory;
@@ -124,13 +136,14 @@ async function providerPart(files: ModelFiles) {
     await mockOnly.stop();
   }
 
-  const system = await startSlice({ services: ['mock-providers'], env: modelEnv(files) });
+  const system = await startSlice({ services: ['mock-providers'], env: { ...modelEnv(files), EMBEDDINGS_MODEL_KEEP_ALIVE_MS: String(PROVIDER_KEEP_ALIVE_MS) } });
   try {
     const url = system.urls.embeddings;
     const pid = system.processes.get('mock-providers')!.child.pid!;
     const loadStarted = performance.now();
     await waitReady(url);
     const readySeconds = (performance.now() - loadStarted) / 1000;
+    const checked = await memoryOf(pid);
     await embed(url, { input: 'warm up' });
     const idle = await memoryOf(pid);
 
@@ -146,12 +159,16 @@ async function providerPart(files: ModelFiles) {
     printTable([queryRow]);
 
     const afterLoad = await memoryOf(pid);
+    await waitUnloaded(url);
+    const unloaded = await memoryOf(pid);
     const memory = [
       { state: 'mock only (EMBEDDINGS_PROVIDER=mock), idle', ...mockIdle },
-      { state: 'model loaded, idle', ...idle },
+      { state: 'model: files checked, not loaded yet', ...checked },
+      { state: 'model loaded (one request), idle', ...idle },
       { state: 'model, after the load above', ...afterLoad },
+      { state: `model unloaded (EMBEDDINGS_MODEL_KEEP_ALIVE_MS=${PROVIDER_KEEP_ALIVE_MS} here)`, ...unloaded },
     ];
-    console.log('\n--- the mock-providers process (three providers, the model on its own thread)');
+    console.log('\n--- the mock-providers process (three providers) and the model\'s process when it runs');
     printTable(memory);
 
     const set = loadRelevanceSet();

@@ -54,7 +54,8 @@ describe('new PGlite databases from a template', () => {
     const [name] = await templates();
     const file = path.join(dir, name!);
     const bytes = await readFile(file);
-    bytes[bytes.length >> 1] ^= 0xff;
+    const middle = bytes.length >> 1;
+    bytes.writeUInt8(bytes.readUInt8(middle) ^ 0xff, middle);
     await writeFile(file, bytes);
 
     await expect(readTemplate()).resolves.toBeUndefined();

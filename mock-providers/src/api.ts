@@ -5,7 +5,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { DEFAULT_EMBEDDINGS_MODEL, EmbeddingsRequest, EmbeddingsResponse, type EmbeddingsModel } from './embeddings.ts';
-import { ModelTimeoutError, QueueFullError, RequestCancelledError } from './embeddings-model/embedding-batcher.ts';
+import { ModelLoadError, ModelStoppedError, ModelTimeoutError, QueueFullError, RequestCancelledError } from './embeddings-model/model-errors.ts';
 import type { LocalModel } from './embeddings-model/local-model.ts';
 import { MODEL_DIMENSIONS, MODEL_ID } from './embeddings-model/model-artifact.ts';
 import { chooseModel, dimensionsProblem, embedWithModel } from './embeddings-model/model-requests.ts';
@@ -203,7 +203,7 @@ function whenClientLeaves(reply: FastifyReply): { signal: AbortSignal; release: 
   return { signal: controller.signal, release: () => reply.raw.off('close', onClose) };
 }
 
-/** Answers what the real model refused: a full queue (429), a timeout (503), a client that left. */
+/** Answers what the real model refused: a full queue (429), a timeout, a failed load, a stopped model, a client that left (503). */
 function sendModelRefusal(reply: FastifyReply, error: unknown): FastifyReply | undefined {
   if (error instanceof QueueFullError) {
     reply.header('retry-after', String(error.retryAfterSeconds));
@@ -212,6 +212,14 @@ function sendModelRefusal(reply: FastifyReply, error: unknown): FastifyReply | u
   if (error instanceof ModelTimeoutError) {
     reply.header('retry-after', String(error.retryAfterSeconds));
     return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'timeout' });
+  }
+  if (error instanceof ModelLoadError) {
+    reply.header('retry-after', String(error.retryAfterSeconds));
+    return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'model_load_failed' });
+  }
+  if (error instanceof ModelStoppedError) {
+    reply.header('retry-after', '1');
+    return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'model_unavailable' });
   }
   if (error instanceof RequestCancelledError) return sendOpenAiError(reply, 503, { message: error.message, type: 'server_error', code: 'cancelled' });
   return undefined;
@@ -248,7 +256,8 @@ export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls;
         description:
           `The model ${MODEL_ID} (all-MiniLM-L6-v2, ${MODEL_DIMENSIONS} dimensions, when this provider runs it: see GET /v1/models) answers requests ` +
           'naming it or no model: texts are cut to 256 tokens, batched, and a full queue answers 429 rate_limit_exceeded with Retry-After; ' +
-          `"dimensions" other than ${MODEL_DIMENSIONS} is 400 unsupported_dimensions; while it loads, 503 model_loading; when it is not loaded, 404 model_not_found. ` +
+          `"dimensions" other than ${MODEL_DIMENSIONS} is 400 unsupported_dimensions; it is loaded by the first request for it (which waits) and unloaded when idle; ` +
+          'a failed load is 503 model_load_failed with Retry-After; while its files are checked at start, 503 model_loading; when it is not served, 404 model_not_found. ' +
           'Any other model name is the deterministic mock: the same model, dimensions and text always give the same unit vector; texts sharing words and word pairs are ' +
           'closer than unrelated ones (hashed word and word-pair features). Errors in OpenAI\'s shape { error: { message, type, param, code } }. ' +
           'When MOCK_EMBEDDINGS_API_KEY is set, requires Authorization: Bearer <key> (else 401 invalid_api_key).',
@@ -307,7 +316,7 @@ export function registerEmbeddingsRoutes(app: App, deps: { calls: ProviderCalls;
       schema: {
         tags: ['embeddings'],
         summary: 'The models this provider answers with (OpenAI-compatible)',
-        description: `${MODEL_ID} when the real model is loaded (with its dimensions), and the mock's default name (the mock answers any other name too).`,
+        description: `${MODEL_ID} when the real model is served (with its dimensions; loaded or not: it loads on demand), and the mock's default name (the mock answers any other name too).`,
         response: { 200: ModelList },
       },
     },
@@ -331,7 +340,7 @@ const ModelList = z.object({
 function listModels(mock: EmbeddingsModel, local: LocalModel | undefined): z.infer<typeof ModelList>['data'] {
   const state = local?.state;
   return [
-    ...(state?.kind === 'ready' ? [{ id: MODEL_ID, object: 'model' as const, created: 0, owned_by: 'sentence-transformers', dimensions: state.model.dimensions }] : []),
+    ...(state?.kind === 'available' ? [{ id: MODEL_ID, object: 'model' as const, created: 0, owned_by: 'sentence-transformers', dimensions: state.model.dimensions }] : []),
     { id: DEFAULT_EMBEDDINGS_MODEL, object: 'model' as const, created: 0, owned_by: 'civildiy-mock', dimensions: mock.settings.dimensions },
   ];
 }

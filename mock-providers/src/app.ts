@@ -70,9 +70,10 @@ export interface EmbeddingsAppOptions extends ProviderAppOptions {
   /** When set, `POST /v1/embeddings` requires `Authorization: Bearer <apiKey>` (else 401). Default: no key. */
   apiKey?: string;
   /**
-   * The real embedding model (all-MiniLM-L6-v2), loading or loaded: it answers requests naming it
-   * or no model, `/health/ready` waits for it, and the model's own bounded queue (429) replaces
-   * the service's admission control. Default: none (the deterministic mock only).
+   * The real embedding model (all-MiniLM-L6-v2), loaded on demand: it answers requests naming it
+   * or no model, `/health/ready` waits for its files to be checked (see {@link LocalModel.ready}),
+   * and the model's own bounded queue (429) replaces the service's admission control. Default:
+   * none (the deterministic mock only).
    */
   local?: LocalModel;
 }

@@ -55,7 +55,17 @@ export const mockProvidersEnv = baseEnv.extend({
   EMBEDDINGS_MODEL_MAX_QUEUE: envInt(1, 1_000_000)
     .default(2048)
     .describe('texts waiting for the model at most; a request that does not fit is refused with 429 and Retry-After'),
-  EMBEDDINGS_MODEL_TIMEOUT_MS: envInt(100, 600_000).default(30_000).describe('a request the model has not answered by then gets 503 timeout (ms)'),
+  EMBEDDINGS_MODEL_TIMEOUT_MS: envInt(100, 600_000)
+    .default(30_000)
+    .describe('a request the model has not answered by then, its wait for a load included, gets 503 timeout (ms)'),
+  EMBEDDINGS_MODEL_KEEP_ALIVE_MS: envInt(-1, 604_800_000)
+    .default(300_000)
+    .describe(
+      "how long the model stays loaded after its last request (ms), as Ollama's keep_alive: it loads on the first request for it (~0.5 s, in a process of its own) and unloads after this long without one, giving its ~90 MB back; 0 = unload as soon as no request waits; -1 = never unload",
+    ),
+  EMBEDDINGS_MODEL_PRELOAD: envBool
+    .default(false)
+    .describe('load the model at start, once its files are checked, and be ready only after (false = on the first request for it); it still unloads after EMBEDDINGS_MODEL_KEEP_ALIVE_MS'),
 });
 export type MockProvidersConfig = z.infer<typeof mockProvidersEnv>;
 
@@ -102,5 +112,7 @@ export function localModelOptions(config: MockProvidersConfig): Omit<LocalModelO
     batchWaitMs: config.EMBEDDINGS_MODEL_BATCH_WAIT_MS,
     maxQueued: config.EMBEDDINGS_MODEL_MAX_QUEUE,
     timeoutMs: config.EMBEDDINGS_MODEL_TIMEOUT_MS,
+    keepAliveMs: config.EMBEDDINGS_MODEL_KEEP_ALIVE_MS,
+    preload: config.EMBEDDINGS_MODEL_PRELOAD,
   };
 }

@@ -8,8 +8,10 @@ import { LocalModel } from './embeddings-model/local-model.ts';
  * Runs the three providers in one process. Unlike the platform's services (`runService`), it needs
  * no Redis, event bus or database: it stands in for external APIs, which have none of ours.
  * Listens in this order (a test waiting for the last one waits for all); stops on SIGTERM/SIGINT.
- * The embeddings provider's real model (`EMBEDDINGS_PROVIDER`) loads once everything listens; its
- * readiness waits for it. With `EMBEDDINGS_PROVIDER=model`, a model that cannot be had stops the process (exit 1).
+ * The embeddings provider's real model (`EMBEDDINGS_PROVIDER`) has its files checked once everything
+ * listens (readiness waits for that) and loads on the first request for it, in a process of its own
+ * that ends when idle (`EMBEDDINGS_MODEL_KEEP_ALIVE_MS`). With `EMBEDDINGS_PROVIDER=model`, a model
+ * whose files cannot be had stops the process (exit 1).
  */
 export async function runMockProviders(config: MockProvidersConfig): Promise<void> {
   const logger = createLogger({ service: 'mock-providers', level: config.LOG_LEVEL });
@@ -44,7 +46,7 @@ export async function runMockProviders(config: MockProvidersConfig): Promise<voi
     const app = await provider.build(provider.options);
     addresses[provider.name] = await listen(app, { port: provider.port, host: config.HOST, shutdown });
   }
-  // Loaded once every provider listens, on a thread of its own: payments and messaging are not held up.
+  // Checked once every provider listens: payments and messaging are not held up by a fetch.
   local.start();
   logger.info({ ...addresses, seed: config.MOCK_SEED, embeddingsDimensions: config.MOCK_EMBEDDINGS_DIMENSIONS, embeddingsProvider: config.EMBEDDINGS_PROVIDER }, 'mock providers listening');
   shutdown.installSignalHandlers();

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -12,8 +12,8 @@ import { LocalModel, type LocalModelOptions } from '../src/embeddings-model/loca
 import { HUB_SOURCE, MODEL_FILES, MODEL_ID } from '../src/embeddings-model/model-artifact.ts';
 import { locateModelFiles, ModelUnavailableError, type ModelFiles } from '../src/embeddings-model/model-files.ts';
 import { SentenceModel } from '../src/embeddings-model/sentence-model.ts';
-import { SentenceTokenizer } from '../src/embeddings-model/sentence-tokenizer.ts';
-import { testModelFiles } from './model-for-tests.ts';
+import { SentenceTokenizer } from '../src/embeddings-model/sentence-tokenizer.mjs';
+import { modelProcessesOf, runsTheModel, testModelFiles } from './model-for-tests.ts';
 
 const logger = createLogger({ service: 'mock-providers-test', level: 'silent' });
 
@@ -52,7 +52,7 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** A loaded {@link LocalModel} on its own metrics registry, and the provider app around it. */
+/** A {@link LocalModel} whose files are checked (not loaded: it loads on demand), on its own metrics registry, and the provider app around it. */
 async function providerWith(options: Partial<LocalModelOptions> = {}): Promise<{ app: App; local: LocalModel; registry: Registry; warnings: string[] }> {
   const registry = new Registry();
   const warnings: string[] = [];
@@ -74,6 +74,19 @@ async function providerWith(options: Partial<LocalModelOptions> = {}): Promise<{
 
 const post = (app: App, body: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/embeddings', payload: body });
 
+/** The value of one metric (with these labels) on `registry`; 0 when it has none yet. */
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const values = (await registry.getSingleMetric(name)?.get())?.values ?? [];
+  const found = values.find((value) => Object.entries(labels).every(([key, label]) => value.labels[key] === label));
+  return found?.value ?? 0;
+}
+
+/** The model of a provider whose files were checked. */
+function modelOf(local: LocalModel): SentenceModel {
+  if (local.state.kind !== 'available') throw new Error(`the model is not available: ${JSON.stringify(local.state)}`);
+  return local.state.model;
+}
+
 describe('the all-MiniLM-L6-v2 tokenizer and model', () => {
   it('give the token ids of the Rust tokenizers library for every reference sentence', async () => {
     const tokenizer = await SentenceTokenizer.open(files.tokenizer);
@@ -81,7 +94,7 @@ describe('the all-MiniLM-L6-v2 tokenizer and model', () => {
   });
 
   it('give the reference vectors of a second runtime (ONNX Runtime for Java) to 1e-3', async () => {
-    const model = await SentenceModel.load(files, { metricsRegistry: new Registry() });
+    const model = new SentenceModel(files, { metricsRegistry: new Registry() });
     try {
       const { vectors } = await model.embed(reference.entries.map((entry) => entry.text));
       reference.entries.forEach((entry, i) => {
@@ -101,7 +114,7 @@ describe('the all-MiniLM-L6-v2 tokenizer and model', () => {
   });
 
   it('cuts a text to 256 tokens, as sentence-transformers does: what follows changes nothing', async () => {
-    const model = await SentenceModel.load(files, { metricsRegistry: new Registry() });
+    const model = new SentenceModel(files, { metricsRegistry: new Registry() });
     try {
       const long = Array.from({ length: 300 }, (_, i) => `plank${i % 7}`).join(' ');
       const { vectors, tokens } = await model.embed([long, `${long} and then a completely different ending about gardening`]);
@@ -183,7 +196,7 @@ describe('the bounded queue', () => {
     const provider = await providerWith({ maxQueued: 3, maxBatch: 64, batchWaitMs: 1_000 });
     try {
       const first = post(provider.app, { input: ['one', 'two', 'three'] });
-      await expect.poll(() => provider.local.state.kind === 'ready' && provider.local.state.model.queued).toBe(3);
+      await expect.poll(() => provider.local.state.kind === 'available' && provider.local.state.model.queued).toBe(3);
       const refused = await post(provider.app, { input: 'four' });
       expect(refused.statusCode).toBe(429);
       expect(refused.json()).toMatchObject({ error: { code: 'rate_limit_exceeded' } });
@@ -197,19 +210,35 @@ describe('the bounded queue', () => {
 });
 
 describe('readiness and fallbacks', () => {
-  it('is not ready while the model loads (requests for it get 503 model_loading), and ready once it is loaded', async () => {
+  it("is not ready while the model's files are checked (requests for it get 503 model_loading), and ready once they are, the model not loaded", async () => {
     const registry = new Registry();
     const local = new LocalModel({ setting: 'auto', dataDir: scratch, modelPath: files.dir, download: false, hubUrl: 'http://127.0.0.1:9', metricsRegistry: registry, logger });
     const app = await buildEmbeddingsApp({ logger, logRequests: false, metricsRegistry: registry, local });
     try {
       expect((await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(503);
-      const loading = await post(app, { input: 'cat' });
-      expect(loading.statusCode).toBe(503);
-      expect(loading.json()).toMatchObject({ error: { code: 'model_loading' } });
-      expect(loading.headers['retry-after']).toBe('1');
+      const checking = await post(app, { input: 'cat' });
+      expect(checking.statusCode).toBe(503);
+      expect(checking.json()).toMatchObject({ error: { code: 'model_loading' } });
+      expect(checking.headers['retry-after']).toBe('1');
       local.start();
       await expect.poll(async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+      expect(local.state).toMatchObject({ kind: 'available', model: { status: 'unloaded' } });
       expect((await post(app, { input: 'cat' })).json<EmbeddingsAnswer>().model).toBe(MODEL_ID);
+    } finally {
+      await app.close();
+      await local.close();
+    }
+  });
+
+  it('with preload (EMBEDDINGS_MODEL_PRELOAD), loads the model at start and is ready only once it is loaded', async () => {
+    const registry = new Registry();
+    const local = new LocalModel({ setting: 'auto', dataDir: scratch, modelPath: files.dir, download: false, hubUrl: 'http://127.0.0.1:9', metricsRegistry: registry, logger, preload: true });
+    const app = await buildEmbeddingsApp({ logger, logRequests: false, metricsRegistry: registry, local });
+    try {
+      local.start();
+      await expect.poll(async () => (await app.inject({ method: 'GET', url: '/health/ready' })).statusCode, { timeout: 20_000 }).toBe(200);
+      expect(local.state).toMatchObject({ kind: 'available', model: { status: 'loaded' } });
+      expect(await metric(registry, 'civildiy_embeddings_model_loads_total', { outcome: 'succeeded' })).toBe(1);
     } finally {
       await app.close();
       await local.close();
@@ -260,6 +289,127 @@ describe('readiness and fallbacks', () => {
       expect(failures).toHaveLength(1);
       expect(failures[0]).toBeInstanceOf(ModelUnavailableError);
       expect(failures[0]!.message).toContain('EMBEDDINGS_MODEL_PATH');
+    } finally {
+      await provider.app.close();
+      await provider.local.close();
+    }
+  });
+});
+
+describe('loading on demand and unloading when idle', () => {
+  it('starts no model process before the first request for the model, and one load serves the concurrent first requests', async () => {
+    const before = modelProcessesOf(process.pid);
+    const provider = await providerWith({ maxBatch: 2 });
+    try {
+      const model = modelOf(provider.local);
+      expect(model.status).toBe('unloaded');
+      expect((await provider.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+      // The mock's names never load it.
+      expect((await post(provider.app, { model: 'civildiy-hash-embed-1', input: 'cat' })).statusCode).toBe(200);
+      expect(model.status).toBe('unloaded');
+      expect(modelProcessesOf(process.pid)).toEqual(before);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loaded')).toBe(0);
+
+      const texts = reference.entries.map((entry) => entry.text);
+      const answers = await Promise.all([...texts.map((text) => post(provider.app, { input: text })), model.preload(), model.preload()]);
+      for (const answer of answers.slice(0, texts.length)) expect((answer as { statusCode: number }).statusCode).toBe(200);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loads_total', { outcome: 'succeeded' })).toBe(1);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loaded')).toBe(1);
+      expect(modelProcessesOf(process.pid).filter((pid) => !before.includes(pid))).toEqual([model.pid]);
+    } finally {
+      await provider.app.close();
+      await provider.local.close();
+    }
+  });
+
+  it('unloads the model after the keep-alive without a request (its process ends), and the next request loads it again with the same vectors', async () => {
+    const provider = await providerWith({ keepAliveMs: 1_000 });
+    try {
+      const model = modelOf(provider.local);
+      const texts = reference.entries.map((entry) => entry.text);
+      const unloaded = once(model.events, 'unloaded');
+      const first = await post(provider.app, { input: texts });
+      expect(first.statusCode).toBe(200);
+      const firstPid = model.pid!;
+      expect(runsTheModel(firstPid)).toBe(true);
+
+      expect(await unloaded).toEqual([{ reason: 'idle' }]);
+      expect(model.status).toBe('unloaded');
+      expect(runsTheModel(firstPid)).toBe(false);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_unloads_total', { reason: 'idle' })).toBe(1);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loaded')).toBe(0);
+
+      const second = await post(provider.app, { input: texts });
+      expect(second.statusCode).toBe(200);
+      expect(model.pid).not.toBe(firstPid);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loads_total', { outcome: 'succeeded' })).toBe(2);
+      expect(second.json<EmbeddingsAnswer>().data).toEqual(first.json<EmbeddingsAnswer>().data);
+    } finally {
+      await provider.app.close();
+      await provider.local.close();
+    }
+  });
+
+  it('answers 503 model_load_failed with Retry-After when the model cannot be loaded, loads nothing during the back-off, stays ready, and loads it once it can', async () => {
+    const dir = path.join(scratch, 'vanishing');
+    await mkdir(dir, { recursive: true });
+    await copyFile(files.onnx, path.join(dir, MODEL_FILES.onnx.name));
+    await copyFile(files.tokenizer, path.join(dir, MODEL_FILES.tokenizer.name));
+    const provider = await providerWith({ modelPath: dir, retryAfterFailureMs: 1_000 });
+    try {
+      // Checked at start, gone when the first request loads it.
+      await rename(path.join(dir, MODEL_FILES.onnx.name), path.join(dir, 'away.onnx'));
+      const failed = await post(provider.app, { input: 'cat' });
+      expect(failed.statusCode).toBe(503);
+      expect(failed.json()).toMatchObject({ error: { code: 'model_load_failed', type: 'server_error' } });
+      expect(failed.headers['retry-after']).toBe('1');
+      const meanwhile = await post(provider.app, { input: 'cat' });
+      expect(meanwhile.json()).toMatchObject({ error: { code: 'model_load_failed' } });
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loads_total', { outcome: 'failed' })).toBe(1);
+      expect((await provider.app.inject({ method: 'GET', url: '/health/ready' })).statusCode).toBe(200);
+
+      await rename(path.join(dir, 'away.onnx'), path.join(dir, MODEL_FILES.onnx.name));
+      await expect.poll(async () => (await post(provider.app, { input: 'cat' })).statusCode, { timeout: 10_000 }).toBe(200);
+      // The requests during the back-off tried no load: one failed, one succeeded.
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loads_total', { outcome: 'failed' })).toBe(1);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_loads_total', { outcome: 'succeeded' })).toBe(1);
+    } finally {
+      await provider.app.close();
+      await provider.local.close();
+    }
+  });
+
+  it("when the model's process dies, it is unloaded and the next request loads it again", async () => {
+    const provider = await providerWith();
+    try {
+      const model = modelOf(provider.local);
+      const first = await post(provider.app, { input: 'cat' });
+      const unloaded = once(model.events, 'unloaded');
+      process.kill(model.pid!, 'SIGKILL');
+      expect(await unloaded).toMatchObject([{ reason: 'exited' }]);
+      const second = await post(provider.app, { input: 'cat' });
+      expect(second.statusCode).toBe(200);
+      expect(second.json<EmbeddingsAnswer>().data).toEqual(first.json<EmbeddingsAnswer>().data);
+      expect(await metric(provider.registry, 'civildiy_embeddings_model_unloads_total', { reason: 'exited' })).toBe(1);
+    } finally {
+      await provider.app.close();
+      await provider.local.close();
+    }
+  });
+
+  it('stops a load under way when closed: the request waiting for it gets 503 model_unavailable, and no model process is left', async () => {
+    const before = modelProcessesOf(process.pid);
+    const provider = await providerWith();
+    try {
+      const loading = once(modelOf(provider.local).events, 'loading');
+      const request = post(provider.app, { input: 'cat' });
+      await loading;
+      await provider.local.close();
+      const answer = await request;
+      expect(answer.statusCode).toBe(503);
+      expect(answer.json()).toMatchObject({ error: { code: 'model_unavailable' } });
+      expect(modelProcessesOf(process.pid)).toEqual(before);
+      expect(modelOf(provider.local).status).toBe('closed');
     } finally {
       await provider.app.close();
       await provider.local.close();

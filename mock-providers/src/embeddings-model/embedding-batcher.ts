@@ -1,44 +1,19 @@
-import type { EncodedBatch } from './sentence-encoder.ts';
+import { ModelLoadError, ModelStoppedError, ModelTimeoutError, QueueFullError, RequestCancelledError } from './model-errors.ts';
 import type { ModelMetrics } from './model-metrics.ts';
+import type { EncodedBatch } from './model-process.ts';
 
-/** The queue holds as many texts as it may: try again after `retryAfterSeconds` (429). */
-export class QueueFullError extends Error {
-  override readonly name = 'QueueFullError';
-  readonly code = 'embeddings_model.queue_full';
-
-  constructor(
-    /** When the queue has probably room again, from the texts ahead and the model's recent pace. */
-    readonly retryAfterSeconds: number,
-    queued: number,
-  ) {
-    super(`The embedding model has ${queued} texts waiting, as many as it queues; try again in ${retryAfterSeconds} s`);
-  }
-}
-
-/** A request was not answered within the batcher's `timeoutMs` (503). */
-export class ModelTimeoutError extends Error {
-  override readonly name = 'ModelTimeoutError';
-  readonly code = 'embeddings_model.timeout';
-
-  constructor(
-    timeoutMs: number,
-    /** When the queue has probably caught up. */
-    readonly retryAfterSeconds: number,
-  ) {
-    super(`The embedding model did not answer within ${timeoutMs} ms (it is busy)`);
-  }
-}
-
-/** The caller went away (its signal aborted) before its vectors were ready. */
-export class RequestCancelledError extends Error {
-  override readonly name = 'RequestCancelledError';
-  readonly code = 'embeddings_model.cancelled';
+/** The vectors of one {@link EmbeddingBatcher.submit} call. */
+export interface SentenceEmbeddings {
+  /** One unit vector per text, in order. */
+  vectors: Float64Array[];
+  /** Tokens embedded, `[CLS]` and `[SEP]` included, after truncation. */
+  tokens: number;
 }
 
 /** Options of {@link EmbeddingBatcher}. */
 export interface EmbeddingBatcherOptions {
-  /** Runs the model on a batch of token-id sequences (one at a time: the batcher has at most one batch out). */
-  encode: (sequences: number[][]) => Promise<EncodedBatch>;
+  /** Runs the model on a batch of texts, loading it first when it is not (one at a time: the batcher has at most one batch out). */
+  encode: (texts: string[]) => Promise<EncodedBatch>;
   /** Texts in one batch at most. */
   maxBatch: number;
   /** How long the first text of a batch waits for others when fewer than `maxBatch` are queued, in ms. */
@@ -50,16 +25,17 @@ export interface EmbeddingBatcherOptions {
   metrics: ModelMetrics;
 }
 
-/** One request in the queue: its sequences, how many were taken into batches, its vectors so far. */
+/** One request in the queue: its texts, how many were taken into batches, its vectors so far. */
 interface Job {
-  sequences: readonly number[][];
-  /** The next sequence not yet taken into a batch. */
+  texts: readonly string[];
+  /** The next text not yet taken into a batch. */
   next: number;
   vectors: Float64Array[];
+  tokens: number;
   remaining: number;
   enqueuedAt: number;
   done: boolean;
-  resolve: (vectors: Float64Array[]) => void;
+  resolve: (embeddings: SentenceEmbeddings) => void;
   reject: (error: Error) => void;
   release: () => void;
 }
@@ -92,25 +68,26 @@ export class EmbeddingBatcher {
   }
 
   /**
-   * The unit vectors of `sequences` (token ids), in order, once the model has run them.
+   * The unit vectors of `texts`, in order, once the model has run them.
    * @throws QueueFullError at once when the queue has no room for them.
-   * @throws ModelTimeoutError, RequestCancelledError (`signal`), or the model's failure.
+   * @throws ModelTimeoutError, RequestCancelledError (`signal`), or the model's failure (ModelLoadError, ModelStoppedError, …).
    */
-  submit(sequences: readonly number[][], options: { signal?: AbortSignal } = {}): Promise<Float64Array[]> {
-    if (this.closed) return Promise.reject(new Error('The embedding model is stopping'));
-    if (sequences.length === 0) return Promise.resolve([]);
-    if (this.queuedTexts > 0 && this.queuedTexts + sequences.length > this.options.maxQueued) {
+  submit(texts: readonly string[], options: { signal?: AbortSignal } = {}): Promise<SentenceEmbeddings> {
+    if (this.closed) return Promise.reject(new ModelStoppedError('The embeddings provider is stopping'));
+    if (texts.length === 0) return Promise.resolve({ vectors: [], tokens: 0 });
+    if (this.queuedTexts > 0 && this.queuedTexts + texts.length > this.options.maxQueued) {
       this.options.metrics.refused.inc({ reason: 'queue_full' });
       return Promise.reject(new QueueFullError(this.retryAfterSeconds(), this.queuedTexts));
     }
-    return new Promise<Float64Array[]>((resolve, reject) => {
+    return new Promise<SentenceEmbeddings>((resolve, reject) => {
       const timeout = AbortSignal.timeout(this.options.timeoutMs);
       const ended = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
       const job: Job = {
-        sequences,
+        texts,
         next: 0,
-        vectors: new Array<Float64Array>(sequences.length),
-        remaining: sequences.length,
+        vectors: new Array<Float64Array>(texts.length),
+        tokens: 0,
+        remaining: texts.length,
         enqueuedAt: performance.now(),
         done: false,
         resolve,
@@ -128,7 +105,7 @@ export class EmbeddingBatcher {
       }
       ended.addEventListener('abort', onEnd, { once: true });
       this.queue.push(job);
-      this.queuedTexts += sequences.length;
+      this.queuedTexts += texts.length;
       this.options.metrics.queued.set(this.queuedTexts);
       this.schedule();
     });
@@ -138,7 +115,7 @@ export class EmbeddingBatcher {
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
-    for (const job of [...this.queue]) this.end(job, new Error('The embedding model is stopping'));
+    for (const job of [...this.queue]) this.end(job, new ModelStoppedError('The embeddings provider is stopping'));
   }
 
   /** Seconds until the texts ahead have probably run, at least 1. */
@@ -166,20 +143,21 @@ export class EmbeddingBatcher {
     const taken: { job: Job; index: number }[] = [];
     while (taken.length < this.options.maxBatch && this.queue.length > 0) {
       const job = this.queue[0]!;
-      while (job.next < job.sequences.length && taken.length < this.options.maxBatch) taken.push({ job, index: job.next++ });
-      if (job.next === job.sequences.length) this.queue.shift();
+      while (job.next < job.texts.length && taken.length < this.options.maxBatch) taken.push({ job, index: job.next++ });
+      if (job.next === job.texts.length) this.queue.shift();
     }
     this.queuedTexts -= taken.length;
     this.inFlight = taken.length;
     this.options.metrics.queued.set(this.queuedTexts);
     try {
-      const { vectors, ms } = await this.options.encode(taken.map(({ job, index }) => job.sequences[index]!));
+      const { vectors, tokens, ms } = await this.options.encode(taken.map(({ job, index }) => job.texts[index]!));
       this.options.metrics.batchSize.observe(taken.length);
       this.options.metrics.batchSeconds.observe(ms / 1000);
       this.msPerText = 0.8 * this.msPerText + 0.2 * (ms / taken.length);
       taken.forEach(({ job, index }, i) => {
         if (job.done) return;
         job.vectors[index] = vectors[i]!;
+        job.tokens += tokens[i]!;
         job.remaining -= 1;
         if (job.remaining === 0) {
           this.options.metrics.requestSeconds.observe((performance.now() - job.enqueuedAt) / 1000);
@@ -189,7 +167,7 @@ export class EmbeddingBatcher {
     } catch (error) {
       for (const job of new Set(taken.map(({ job }) => job))) {
         if (job.done) continue;
-        this.options.metrics.refused.inc({ reason: 'failed' });
+        this.options.metrics.refused.inc({ reason: error instanceof ModelLoadError ? 'load_failed' : 'failed' });
         this.end(job, error as Error);
       }
     } finally {
@@ -207,10 +185,10 @@ export class EmbeddingBatcher {
     const position = this.queue.indexOf(job);
     if (position >= 0) {
       this.queue.splice(position, 1);
-      this.queuedTexts -= job.sequences.length - job.next;
+      this.queuedTexts -= job.texts.length - job.next;
       this.options.metrics.queued.set(this.queuedTexts);
     }
     if (error) job.reject(error);
-    else job.resolve(job.vectors);
+    else job.resolve({ vectors: job.vectors, tokens: job.tokens });
   }
 }

@@ -14,12 +14,6 @@ export const MODEL_ALIASES: readonly string[] = ['all-MiniLM-L6-v2', 'sentence-t
 /** The vector length of the model (its hidden size). */
 export const MODEL_DIMENSIONS = 384;
 
-/**
- * Tokens one text is cut to, `[CLS]` and `[SEP]` included: the model's `max_seq_length` in
- * sentence-transformers (its position table allows 512; it was trained on 128 and tuned on 256).
- */
-export const MODEL_MAX_TOKENS = 256;
-
 /** One file of the model, as it is kept on disk (`DATA_DIR/models/all-minilm-l6-v2-q/<name>`). */
 export interface ModelFile {
   /** The file's name in the model folder. */

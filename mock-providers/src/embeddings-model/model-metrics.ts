@@ -2,7 +2,7 @@ import { reuseMetric } from '@civildiy/common/service';
 import { Counter, Gauge, Histogram, register, type Registry } from 'prom-client';
 
 /** Why a request to the model got no vectors. */
-export type ModelRefusal = 'queue_full' | 'timeout' | 'cancelled' | 'failed';
+export type ModelRefusal = 'queue_full' | 'timeout' | 'cancelled' | 'load_failed' | 'failed';
 
 /** The model provider's metrics (`civildiy_embeddings_model_*`), shared by every batcher on a registry. */
 export interface ModelMetrics {
@@ -22,6 +22,14 @@ export interface ModelMetrics {
   refused: Counter<'reason'>;
   /** Texts waiting for the model. */
   queued: Gauge;
+  /** 1 while the model is loaded (its process runs), else 0. */
+  loaded: Gauge;
+  /** Loads of the model, by outcome. */
+  loads: Counter<'outcome'>;
+  /** Time from a load's start to the model answering. */
+  loadSeconds: Histogram;
+  /** Unloads of the model, by reason. */
+  unloads: Counter<'reason'>;
 }
 
 /** The metrics on `registry` (created once per registry). */
@@ -59,13 +67,40 @@ export function modelMetrics(registry: Registry = register): ModelMetrics {
     refused: reuseMetric(registry, 'civildiy_embeddings_model_refused_total', () =>
       new Counter({
         name: 'civildiy_embeddings_model_refused_total',
-        help: 'Embeddings requests answered without vectors: queue_full (429), timeout (503), cancelled (the client left), failed (the model failed)',
+        help: 'Embeddings requests answered without vectors: queue_full (429), timeout (503), cancelled (the client left), load_failed (503: the model could not be loaded), failed (the model failed or its process exited)',
         labelNames: ['reason'] as const,
         registers,
       }),
     ),
     queued: reuseMetric(registry, 'civildiy_embeddings_model_queued_texts', () =>
       new Gauge({ name: 'civildiy_embeddings_model_queued_texts', help: 'Texts waiting for the embedding model', registers }),
+    ),
+    loaded: reuseMetric(registry, 'civildiy_embeddings_model_loaded', () =>
+      new Gauge({ name: 'civildiy_embeddings_model_loaded', help: 'Whether the embedding model is loaded (1) or not (0): it loads on demand and unloads when idle', registers }),
+    ),
+    loads: reuseMetric(registry, 'civildiy_embeddings_model_loads_total', () =>
+      new Counter({
+        name: 'civildiy_embeddings_model_loads_total',
+        help: 'Loads of the embedding model: succeeded, or failed (the requests waiting got 503 model_load_failed)',
+        labelNames: ['outcome'] as const,
+        registers,
+      }),
+    ),
+    loadSeconds: reuseMetric(registry, 'civildiy_embeddings_model_load_seconds', () =>
+      new Histogram({
+        name: 'civildiy_embeddings_model_load_seconds',
+        help: "Time to load the embedding model (its process started, the model read and run once)",
+        buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+        registers,
+      }),
+    ),
+    unloads: reuseMetric(registry, 'civildiy_embeddings_model_unloads_total', () =>
+      new Counter({
+        name: 'civildiy_embeddings_model_unloads_total',
+        help: 'Unloads of the embedding model: idle (EMBEDDINGS_MODEL_KEEP_ALIVE_MS without a request), exited (its process died), stopped (the provider stopped)',
+        labelNames: ['reason'] as const,
+        registers,
+      }),
     ),
   };
 }

@@ -10,20 +10,22 @@ export type ModelChoice =
   | { kind: 'unavailable'; status: 404 | 503; code: 'model_not_found' | 'model_loading'; message: string; retryAfterSeconds?: number };
 
 /**
- * The real model answers a request naming it (or an alias), and a request naming no model while
- * it is loaded or loading; every other name is the deterministic mock's (which seeds its hashing
- * with it), so the mock's clients are unaffected by the model. A request for the model while it
- * loads gets 503 `model_loading`; when it is off (mock mode, or not available), 404 `model_not_found`.
+ * The real model answers a request naming it (or an alias), and a request naming no model unless it
+ * is off; every other name is the deterministic mock's (which seeds its hashing with it), so the
+ * mock's clients are unaffected by the model. A request for the model while its files are checked
+ * at start gets 503 `model_loading`; when it is off (mock mode, or not available), 404
+ * `model_not_found`. Once the files are checked the model answers, loaded or not: an unloaded model
+ * is loaded by the request (see {@link SentenceModel}).
  */
 export function chooseModel(requested: string | undefined, local: LocalModel | undefined): ModelChoice {
   const state = local?.state ?? { kind: 'off' as const, reason: 'this provider runs the deterministic mock only' };
   const wantsModel = requested === undefined ? state.kind !== 'off' : namesTheModel(requested);
   if (!wantsModel) return { kind: 'mock' };
-  if (state.kind === 'ready') return { kind: 'model', model: state.model };
-  if (state.kind === 'loading') {
-    return { kind: 'unavailable', status: 503, code: 'model_loading', message: `The model '${MODEL_ID}' is loading; try again shortly.`, retryAfterSeconds: 1 };
+  if (state.kind === 'available') return { kind: 'model', model: state.model };
+  if (state.kind === 'checking') {
+    return { kind: 'unavailable', status: 503, code: 'model_loading', message: `The model '${MODEL_ID}' is being checked (or fetched); try again shortly.`, retryAfterSeconds: 1 };
   }
-  return { kind: 'unavailable', status: 404, code: 'model_not_found', message: `The model '${MODEL_ID}' is not loaded here: ${state.reason}` };
+  return { kind: 'unavailable', status: 404, code: 'model_not_found', message: `The model '${MODEL_ID}' is not served here: ${state.reason}` };
 }
 
 /** A request for the model asked for another vector length than its 384 (400 `unsupported_dimensions`). */
