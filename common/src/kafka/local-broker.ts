@@ -1,12 +1,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Admin } from '@platformatic/kafka';
+import { fetchMavenClasspath } from '../processes/maven-classpath.ts';
 import { keepLastLines } from '../processes/last-lines.ts';
 import { portIsFree } from '../processes/port-is-free.ts';
 
@@ -44,50 +45,24 @@ export interface LocalKafkaOptions {
   config?: Record<string, string>;
 }
 
-async function commandWorks(command: string, args: string[]): Promise<boolean> {
-  try {
-    await run(command, args, { timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Copies the broker's runtime classpath from Maven Central into `<dataDir>/kafka/lib`, once per
  * version of the POM (a hash of it is kept next to the jars), and returns the folder. Maven's own
  * cache (`~/.m2`) makes a second copy after `rm -rf .data` quick too.
  * @throws KafkaToolingMissingError when Java 17+ or Maven is not installed.
  */
-export async function fetchKafkaBroker(dataDir: string): Promise<string> {
-  if (!(await commandWorks('java', ['-version']))) {
-    throw new KafkaToolingMissingError(
-      'Kafka needs Java 17 or newer to run its broker, and none was found (java -version failed). Install one (Debian: apt-get install openjdk-17-jre-headless), set KAFKA_BROKERS to an existing cluster, or use EVENT_BUS=redis.',
-    );
-  }
-  const lib = path.resolve(dataDir, 'kafka', 'lib');
-  const pom = await readFile(KAFKA_BROKER_POM);
-  const hash = createHash('sha256').update(pom).digest('hex');
-  const stamp = path.join(lib, '.pom-sha256');
-  if (existsSync(stamp) && (await readFile(stamp, 'utf8')) === hash) return lib;
-  if (!(await commandWorks('mvn', ['-v']))) {
-    throw new KafkaToolingMissingError(
-      'The Kafka broker is fetched from Maven Central with Maven, which was not found (mvn -v failed). Install it (Debian: apt-get install maven), set KAFKA_BROKERS to an existing cluster, or use EVENT_BUS=redis.',
-    );
-  }
-  await rm(lib, { recursive: true, force: true });
-  await mkdir(lib, { recursive: true });
-  try {
-    await run('mvn', ['-q', '-B', '-f', KAFKA_BROKER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${lib}`, '-DincludeScope=runtime'], {
-      timeout: 600_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (error) {
-    const output = (error as { stdout?: string; stderr?: string }).stdout ?? '';
-    throw new Error(`Fetching the Kafka broker from Maven Central failed:\n${output.slice(-4_000)}`, { cause: error });
-  }
-  await writeFile(stamp, hash);
-  return lib;
+export function fetchKafkaBroker(dataDir: string): Promise<string> {
+  return fetchMavenClasspath({
+    pom: KAFKA_BROKER_POM,
+    lib: path.resolve(dataDir, 'kafka', 'lib'),
+    what: 'the Kafka broker',
+    missing: (tool) =>
+      new KafkaToolingMissingError(
+        tool === 'java'
+          ? 'Kafka needs Java 17 or newer to run its broker, and none was found (java -version failed). Install one (Debian: apt-get install openjdk-17-jre-headless), set KAFKA_BROKERS to an existing cluster, or use EVENT_BUS=redis.'
+          : 'The Kafka broker is fetched from Maven Central with Maven, which was not found (mvn -v failed). Install it (Debian: apt-get install maven), set KAFKA_BROKERS to an existing cluster, or use EVENT_BUS=redis.',
+      ),
+  });
 }
 
 /** The broker's configuration: one node that is broker and controller, replication factor 1 everywhere. */

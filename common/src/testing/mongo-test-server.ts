@@ -1,16 +1,12 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { keepLastLines } from '../processes/last-lines.ts';
+import { fetchMavenClasspath } from '../processes/maven-classpath.ts';
 import { repositoryRoot } from './mock-providers.ts';
 import { freePort } from './processes.ts';
 
-const run = promisify(execFile);
 
 /** The Maven project naming the test server's pinned artifacts (mongo-java-server and a logger). */
 export const MONGO_SERVER_POM = fileURLToPath(new URL('../../mongo-server/pom.xml', import.meta.url));
@@ -26,15 +22,6 @@ export class MongoToolingMissingError extends Error {
   override readonly name = 'MongoToolingMissingError';
 }
 
-async function commandWorks(command: string, args: string[]): Promise<boolean> {
-  try {
-    await run(command, args, { timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Copies the test server's runtime classpath from Maven Central into `lib` (default
  * `.data/test-mongo-server/lib`), once per version of its POM (a hash of it is kept next to the
@@ -42,41 +29,18 @@ async function commandWorks(command: string, args: string[]): Promise<boolean> {
  * copies into a folder of its own and the first to finish moves it into place.
  * @throws MongoToolingMissingError when Java 17+ or Maven is not installed.
  */
-export async function fetchMongoTestServer(lib = sharedLib): Promise<string> {
-  if (!(await commandWorks('java', ['-version']))) {
-    throw new MongoToolingMissingError(
-      'The MongoDB test server (mongo-java-server) needs Java 17 or newer, and none was found (java -version failed). Install one (Debian: apt-get install openjdk-17-jre-headless), or point the tests at a real MongoDB with MONGODB_TEST_URL.',
-    );
-  }
-  const hash = createHash('sha256').update(await readFile(MONGO_SERVER_POM)).digest('hex');
-  const stamp = (folder: string) => path.join(folder, '.pom-sha256');
-  const current = async (folder: string) => existsSync(stamp(folder)) && (await readFile(stamp(folder), 'utf8')) === hash;
-  if (await current(lib)) return lib;
-  if (!(await commandWorks('mvn', ['-v']))) {
-    throw new MongoToolingMissingError(
-      'The MongoDB test server (mongo-java-server) is fetched from Maven Central with Maven, which was not found (mvn -v failed). Install it (Debian: apt-get install maven), or point the tests at a real MongoDB with MONGODB_TEST_URL.',
-    );
-  }
-  const staging = `${lib}.${process.pid}-${randomUUID().slice(0, 8)}`;
-  await mkdir(staging, { recursive: true });
-  try {
-    await run('mvn', ['-q', '-B', '-f', MONGO_SERVER_POM, 'dependency:copy-dependencies', `-DoutputDirectory=${staging}`, '-DincludeScope=runtime'], {
-      timeout: 600_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    await writeFile(stamp(staging), hash);
-    if (await current(lib)) return lib; // another test file finished first
-    if (existsSync(lib)) await rename(lib, `${staging}.stale`);
-    await rename(staging, lib);
-  } catch (error) {
-    if (await current(lib)) return lib;
-    const output = (error as { stdout?: string }).stdout ?? '';
-    throw new Error(`Fetching the MongoDB test server from Maven Central failed:\n${output.slice(-4_000)}`, { cause: error });
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-    await rm(`${staging}.stale`, { recursive: true, force: true });
-  }
-  return lib;
+export function fetchMongoTestServer(lib = sharedLib): Promise<string> {
+  return fetchMavenClasspath({
+    pom: MONGO_SERVER_POM,
+    lib,
+    what: 'the MongoDB test server',
+    missing: (tool) =>
+      new MongoToolingMissingError(
+        tool === 'java'
+          ? 'The MongoDB test server (mongo-java-server) needs Java 17 or newer, and none was found (java -version failed). Install one (Debian: apt-get install openjdk-17-jre-headless), or point the tests at a real MongoDB with MONGODB_TEST_URL.'
+          : 'The MongoDB test server (mongo-java-server) is fetched from Maven Central with Maven, which was not found (mvn -v failed). Install it (Debian: apt-get install maven), or point the tests at a real MongoDB with MONGODB_TEST_URL.',
+      ),
+  });
 }
 
 /**
